@@ -1,0 +1,56 @@
+//! Core types of the Sluice gateway: the message that flows on every edge, the
+//! three component roles, errors, metrics and the small value types that
+//! pipeline configs share.
+//!
+//! A pipeline is a DAG of components. Sources own their I/O and run a loop until
+//! shutdown; transforms and sinks are event handlers whose loop is owned by the
+//! topology:
+//!
+//! ```no_run
+//! use sluice_core::{Emitter, Msg, Transform, ComponentError};
+//!
+//! /// Passes every batch through unchanged.
+//! struct Identity;
+//!
+//! impl Transform for Identity {
+//!     async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
+//!         match msg {
+//!             Msg::Rows(batch) => out.emit(batch).await,
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! `Emitter::emit` is the only way to send downstream: it counts what was sent
+//! and waits for channel capacity, which is where backpressure happens.
+#![warn(missing_docs)]
+
+pub mod blocking;
+pub mod component;
+pub mod config;
+pub mod emitter;
+pub mod env;
+pub mod error;
+pub mod health;
+pub mod json;
+pub mod metrics;
+pub mod msg;
+pub mod schema;
+pub mod units;
+pub mod validate;
+
+pub use blocking::blocking;
+pub use component::{Sink, Source, SourceCx, Transform};
+pub use config::{BuildCx, SinkConfig, SourceConfig, TransformConfig};
+pub use emitter::{BufferConfig, Emitter, Output, WhenFull};
+pub use env::EnvString;
+pub use error::{BuildError, ComponentError, ErrorKind, Retry};
+pub use health::ReadyFlag;
+pub use metrics::{ComponentKind, ComponentLabels, ComponentMetrics, EdgeMetrics, InputMetrics};
+pub use msg::Msg;
+pub use units::{ByteSize, HumanDuration};
+pub use validate::Validator;
+
+/// Arrow types re-exported so plugins agree on one version.
+pub use arrow_array;
+pub use arrow_schema;

@@ -1,0 +1,80 @@
+//! Collecting every problem in a pipeline file, not just the first.
+//!
+//! Components report problems against a *path* relative to their own config
+//! (`["query"]`, `["window", "every"]`); the config crate resolves paths to
+//! file, line and column. Plugins therefore never depend on the YAML parser.
+
+/// Severity of a diagnostic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Prevents the pipeline from running.
+    Error,
+    /// Worth fixing; the pipeline still runs.
+    Warning,
+}
+
+/// One problem reported by a component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Path below the component's config, e.g. `["window", "tumbling"]`. Empty
+    /// means the component itself.
+    pub path: Vec<String>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, if known.
+    pub help: Option<String>,
+}
+
+/// Sink for the problems of one component.
+#[derive(Debug, Default)]
+pub struct Validator {
+    issues: Vec<Issue>,
+}
+
+impl Validator {
+    /// An empty validator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reports an error at `path`.
+    pub fn error(&mut self, path: &[&str], message: impl Into<String>) -> &mut Issue {
+        self.push(Severity::Error, path, message)
+    }
+
+    /// Reports a warning at `path`.
+    pub fn warn(&mut self, path: &[&str], message: impl Into<String>) -> &mut Issue {
+        self.push(Severity::Warning, path, message)
+    }
+
+    fn push(&mut self, severity: Severity, path: &[&str], message: impl Into<String>) -> &mut Issue {
+        self.issues.push(Issue {
+            severity,
+            path: path.iter().map(|s| (*s).to_owned()).collect(),
+            message: message.into(),
+            help: None,
+        });
+        let last = self.issues.len() - 1;
+        &mut self.issues[last]
+    }
+
+    /// Whether any error was reported.
+    pub fn has_errors(&self) -> bool {
+        self.issues.iter().any(|i| i.severity == Severity::Error)
+    }
+
+    /// All reported issues, in order.
+    pub fn into_issues(self) -> Vec<Issue> {
+        self.issues
+    }
+}
+
+impl Issue {
+    /// Adds a hint on how to fix the problem.
+    pub fn help(&mut self, help: impl Into<String>) -> &mut Self {
+        self.help = Some(help.into());
+        self
+    }
+}
