@@ -56,7 +56,7 @@ pub struct Output {
 
 /// Sends batches to every downstream component in turn (the slowest consumer
 /// sets the pace) and counts what was sent.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Emitter {
     outputs: Vec<Output>,
     metrics: ComponentMetrics,

@@ -1,0 +1,47 @@
+//! `sluice validate` and `sluice graph`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Checks every file and prints all diagnostics; non-zero exit on any error.
+pub fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    let mut err = std::io::stderr().lock();
+    for f in files {
+        match sluice_config::load_file(f) {
+            Ok(p) => {
+                for w in &p.warnings {
+                    let _ = writeln!(err, "{w}");
+                }
+                let _ = writeln!(
+                    err,
+                    "{}: ok ({} sources, {} transforms, {} sinks)",
+                    f.display(),
+                    p.sources.len(),
+                    p.transforms.len(),
+                    p.sinks.len()
+                );
+            }
+            Err(diags) => {
+                failed = true;
+                let _ = writeln!(err, "{diags}");
+            }
+        }
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// Prints the Mermaid graph of a pipeline on stdout.
+pub fn graph(file: &Path) -> ExitCode {
+    match sluice_config::load_file(file) {
+        Ok(p) => {
+            let _ = writeln!(std::io::stdout().lock(), "{}", sluice_config::mermaid(&p));
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            let _ = writeln!(std::io::stderr().lock(), "{diags}");
+            ExitCode::FAILURE
+        }
+    }
+}

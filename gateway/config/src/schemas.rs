@@ -1,0 +1,173 @@
+//! Runs every component's own `check` in data-flow order, handing each the
+//! schema of its input, and checks that components with several inputs get
+//! the same columns from all of them.
+
+use std::collections::HashMap;
+
+use sluice_core::Validator;
+use sluice_core::arrow_schema::{DataType, SchemaRef};
+use sluice_core::schema::same_columns;
+
+use crate::diagnostic::Collector;
+use crate::graph::Graph;
+use crate::load::{Component, Config, report_issues};
+
+/// Checks every component whose config parsed; returns the output schema of
+/// each source and transform, by node index, where known.
+pub(crate) fn check_all(
+    components: &[Component<'_>],
+    graph: &Graph,
+    out: &mut Collector,
+) -> HashMap<usize, SchemaRef> {
+    let mut schemas: HashMap<usize, SchemaRef> = HashMap::new();
+    for &i in &graph.order {
+        let c = &components[i];
+        let Some(config) = &c.config else { continue };
+        let mut v = Validator::new();
+        let output = match config {
+            Config::Source(s) => s.check(&mut v),
+            // Without a known input schema (upstream broken, or an invalid
+            // input) the component's checks cannot run: they all need it.
+            Config::Transform(t) => {
+                input_schema(i, components, graph, &schemas, out).and_then(|s| t.check(&s, &mut v))
+            }
+            Config::Sink(k) => {
+                if let Some(s) = input_schema(i, components, graph, &schemas, out) {
+                    k.check(&s, &mut v);
+                }
+                None
+            }
+        };
+        report_issues(v, c.node, out);
+        if let Some(schema) = output {
+            schemas.insert(i, schema);
+        }
+    }
+    schemas
+}
+
+/// The schema flowing into component `i`: that of its inputs, which must all
+/// have the same columns. `None` when some input's schema is unknown or they
+/// disagree (reported).
+fn input_schema(
+    i: usize,
+    components: &[Component<'_>],
+    graph: &Graph,
+    schemas: &HashMap<usize, SchemaRef>,
+    out: &mut Collector,
+) -> Option<SchemaRef> {
+    let upstream = graph.upstream.get(i)?.as_deref()?;
+    let known: Vec<&SchemaRef> = upstream
+        .iter()
+        .map(|u| schemas.get(u))
+        .collect::<Option<_>>()?;
+    let (first, rest) = known.split_first()?;
+    let mut agree = true;
+    for (k, schema) in rest.iter().enumerate() {
+        if !same_columns(first, schema) {
+            let (a, b) = (&components[upstream[0]].id, &components[upstream[k + 1]].id);
+            let pos = components[i]
+                .node
+                .find(&["inputs".to_owned(), (k + 1).to_string()])
+                .pos;
+            out.error(
+                pos,
+                format!(
+                    "schema mismatch between inputs `{a}` and `{b}`: {}",
+                    column_diff(first, schema, a, b)
+                ),
+            )
+            .help = Some(
+                "all inputs of a component must have the same columns, in the same order"
+                    .to_owned(),
+            );
+            agree = false;
+        }
+    }
+    agree.then(|| (*first).clone())
+}
+
+/// Describes how the columns of `a` and `b` differ.
+pub(crate) fn column_diff(a: &SchemaRef, b: &SchemaRef, a_name: &str, b_name: &str) -> String {
+    let ty = |s: &SchemaRef, name: &str| -> Option<DataType> {
+        s.field_with_name(name).ok().map(|f| f.data_type().clone())
+    };
+    let mut parts = Vec::new();
+    for f in a.fields() {
+        match ty(b, f.name()) {
+            None => parts.push(format!("`{}` only in `{a_name}`", f.name())),
+            Some(t) if &t != f.data_type() => parts.push(format!(
+                "`{}` is {} in `{a_name}` but {t} in `{b_name}`",
+                f.name(),
+                f.data_type()
+            )),
+            Some(_) => {}
+        }
+    }
+    for f in b.fields() {
+        if ty(a, f.name()).is_none() {
+            parts.push(format!("`{}` only in `{b_name}`", f.name()));
+        }
+    }
+    if parts.is_empty() {
+        let names = |s: &SchemaRef| {
+            s.fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "same columns in a different order ({}) vs ({})",
+            names(a),
+            names(b)
+        )
+    } else {
+        parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sluice_core::arrow_schema::{Field, Schema};
+
+    use super::*;
+
+    fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
+        Arc::new(Schema::new(
+            cols.iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    #[test]
+    fn column_diff_lists_missing_and_retyped_columns() {
+        let a = schema(&[
+            ("device", DataType::Utf8),
+            ("t", DataType::Float64),
+            ("x", DataType::Int64),
+        ]);
+        let b = schema(&[
+            ("device", DataType::Utf8),
+            ("t", DataType::Int64),
+            ("y", DataType::Boolean),
+        ]);
+        assert_eq!(
+            column_diff(&a, &b, "a", "b"),
+            "`t` is Float64 in `a` but Int64 in `b`; `x` only in `a`; `y` only in `b`"
+        );
+    }
+
+    #[test]
+    fn column_diff_explains_a_different_order() {
+        let a = schema(&[("p", DataType::Utf8), ("q", DataType::Utf8)]);
+        let b = schema(&[("q", DataType::Utf8), ("p", DataType::Utf8)]);
+        assert_eq!(
+            column_diff(&a, &b, "a", "b"),
+            "same columns in a different order (p, q) vs (q, p)"
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! Starting and stopping one pipeline.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_config::Pipeline;
+use sluice_core::{
+    BufferConfig, BuildCx, BuildError, ComponentKind, ComponentLabels, ComponentMetrics, EdgeMetrics,
+    Emitter, InputMetrics, Msg, Output, ReadyFlag,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::tasks::{self, Failer, SourceTask};
+
+/// Life-cycle state of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipelineState {
+    /// All components are running.
+    Running,
+    /// A component failed for good; the pipeline is stopping or stopped.
+    Failed(String),
+    /// Stopped cleanly.
+    Stopped,
+}
+
+/// A pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("pipeline `{pipeline}`: component `{component}`: {source}")]
+pub struct StartError {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Component that failed to build.
+    pub component: String,
+    /// Why.
+    #[source]
+    pub source: BuildError,
+}
+
+/// What a shutdown achieved.
+#[derive(Debug, Default)]
+pub struct ShutdownReport {
+    /// Components still running at the deadline (aborted).
+    pub stuck: Vec<String>,
+}
+
+/// A started pipeline.
+pub struct RunningPipeline {
+    name: String,
+    sources: CancellationToken,
+    state: Arc<watch::Sender<PipelineState>>,
+    ready: Vec<(String, ReadyFlag)>,
+    tasks: Vec<(String, JoinHandle<()>)>,
+}
+
+struct Wiring {
+    txs: HashMap<String, mpsc::Sender<Msg>>,
+    rxs: HashMap<String, mpsc::Receiver<Msg>>,
+    buffers: HashMap<String, BufferConfig>,
+}
+
+impl RunningPipeline {
+    /// Builds every component (so a build error starts nothing), wires the
+    /// channels and spawns one task per component. Must be called inside a
+    /// tokio runtime.
+    pub fn start(p: &Pipeline) -> Result<Self, StartError> {
+        let name: Arc<str> = p.name.as_str().into();
+        let sources_token = CancellationToken::new();
+        let state = Arc::new(watch::Sender::new(PipelineState::Running));
+        let failer = Failer { state: state.clone(), sources: sources_token.clone() };
+        let mut wiring = Wiring { txs: HashMap::new(), rxs: HashMap::new(), buffers: HashMap::new() };
+        let consumers = p
+            .transforms
+            .iter()
+            .map(|(id, c)| (id, c.buffer()))
+            .chain(p.sinks.iter().map(|(id, c)| (id, c.buffer())));
+        for (id, buffer) in consumers {
+            let (tx, rx) = mpsc::channel(buffer.capacity.get());
+            wiring.txs.insert(id.clone(), tx);
+            wiring.rxs.insert(id.clone(), rx);
+            wiring.buffers.insert(id.clone(), buffer);
+        }
+        let build_err = |id: &str, source: BuildError| StartError {
+            pipeline: p.name.clone(),
+            component: id.to_owned(),
+            source,
+        };
+        let cx = |id: &str, kind: ComponentKind, ty: &'static str| BuildCx {
+            pipeline: name.clone(),
+            id: id.into(),
+            input_schema: input_schema(p, id),
+            metrics: ComponentMetrics::new(ComponentLabels::new(&p.name, id, kind, ty)),
+        };
+
+        let mut spawns: Vec<(String, Spawn)> = Vec::new();
+        let mut ready = Vec::new();
+        for (id, c) in &p.sources {
+            let build_cx = cx(id, ComponentKind::Source, c.type_name());
+            let first = c.build(&build_cx).map_err(|e| build_err(id, e))?;
+            let flag = ReadyFlag::new();
+            ready.push((id.clone(), flag.clone()));
+            let out = emitter(p, id, &wiring, build_cx.metrics.clone());
+            spawns.push((
+                id.clone(),
+                Spawn::Source(SourceTask {
+                    config: c.clone(),
+                    build_cx,
+                    first,
+                    out,
+                    ready: flag,
+                    shutdown: sources_token.child_token(),
+                    failer: failer.clone(),
+                }),
+            ));
+        }
+        for (id, c) in &p.transforms {
+            let build_cx = cx(id, ComponentKind::Transform, c.type_name());
+            let t = c.build(&build_cx).map_err(|e| build_err(id, e))?;
+            let out = emitter(p, id, &wiring, build_cx.metrics.clone());
+            spawns.push((id.clone(), Spawn::Transform(t, out)));
+        }
+        for (id, c) in &p.sinks {
+            let build_cx = cx(id, ComponentKind::Sink, c.type_name());
+            let s = c.build(&build_cx).map_err(|e| build_err(id, e))?;
+            spawns.push((id.clone(), Spawn::Sink(s, build_cx.metrics)));
+        }
+        // Only the emitters hold senders from here on, so each consumer's input
+        // closes exactly when all of its producers have returned.
+        wiring.txs.clear();
+
+        let mut tasks = Vec::with_capacity(spawns.len());
+        for (id, spawn) in spawns {
+            let handle = match spawn {
+                Spawn::Source(task) => tokio::spawn(tasks::run_source(task)),
+                Spawn::Transform(t, out) => {
+                    let rx = take_rx(&mut wiring, &id);
+                    tokio::spawn(tasks::run_transform(
+                        t,
+                        rx,
+                        out,
+                        InputMetrics::new(&p.name, &id),
+                        failer.clone(),
+                    ))
+                }
+                Spawn::Sink(s, metrics) => {
+                    let rx = take_rx(&mut wiring, &id);
+                    tokio::spawn(tasks::run_sink(
+                        s,
+                        rx,
+                        metrics,
+                        InputMetrics::new(&p.name, &id),
+                        failer.clone(),
+                    ))
+                }
+            };
+            tasks.push((id, handle));
+        }
+        info!(pipeline = %p.name, components = tasks.len(), "Pipeline started.");
+        Ok(Self { name: p.name.clone(), sources: sources_token, state, ready, tasks })
+    }
+
+    /// Pipeline name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Readiness flag of every source, by component id.
+    pub fn ready_flags(&self) -> &[(String, ReadyFlag)] {
+        &self.ready
+    }
+
+    /// Watches the pipeline's state.
+    pub fn state(&self) -> watch::Receiver<PipelineState> {
+        self.state.subscribe()
+    }
+
+    /// Whether every component task has returned.
+    pub fn is_finished(&self) -> bool {
+        self.tasks.iter().all(|(_, h)| h.is_finished())
+    }
+
+    /// Waits until every component has returned (sources ended or the pipeline
+    /// failed and drained).
+    pub async fn wait(&mut self) {
+        for (_, h) in &mut self.tasks {
+            if !h.is_finished() {
+                let _ = h.await;
+            }
+        }
+    }
+
+    /// Stops the sources and waits up to `timeout` for everything in flight to
+    /// drain; components still running then are reported and aborted.
+    pub async fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        self.sources.cancel();
+        let drained = tokio::time::timeout(timeout, self.wait()).await.is_ok();
+        let mut report = ShutdownReport::default();
+        if !drained {
+            for (id, h) in &self.tasks {
+                if !h.is_finished() {
+                    report.stuck.push(id.clone());
+                    h.abort();
+                }
+            }
+            error!(pipeline = %self.name, stuck = ?report.stuck, "Shutdown deadline passed; aborted components that were still running.");
+        }
+        self.state.send_if_modified(|s| {
+            if *s == PipelineState::Running {
+                *s = PipelineState::Stopped;
+                true
+            } else {
+                false
+            }
+        });
+        info!(pipeline = %self.name, clean = drained, "Pipeline stopped.");
+        report
+    }
+}
+
+enum Spawn {
+    Source(SourceTask),
+    Transform(sluice_plugins::AnyTransform, Emitter),
+    Sink(sluice_plugins::AnySink, ComponentMetrics),
+}
+
+fn take_rx(w: &mut Wiring, id: &str) -> mpsc::Receiver<Msg> {
+    match w.rxs.remove(id) {
+        Some(rx) => rx,
+        // Every transform and sink got a channel above; a missing one would be
+        // a wiring bug, and an immediately closed channel makes it visible as
+        // a component that finishes at once.
+        None => mpsc::channel(1).1,
+    }
+}
+
+fn input_schema(p: &Pipeline, id: &str) -> Option<sluice_core::arrow_schema::SchemaRef> {
+    let inputs = p
+        .transforms
+        .get(id)
+        .map(|c| c.inputs())
+        .or_else(|| p.sinks.get(id).map(|c| c.inputs()))?;
+    inputs.first().and_then(|i| p.schemas.get(i).cloned())
+}
+
+fn emitter(p: &Pipeline, id: &str, w: &Wiring, metrics: ComponentMetrics) -> Emitter {
+    let outputs = sluice_config::downstream_of(p, id)
+        .into_iter()
+        .filter_map(|to| {
+            let tx = w.txs.get(&to)?.clone();
+            let when_full = w.buffers.get(&to).map(|b| b.when_full).unwrap_or_default();
+            Some(Output { tx, when_full, edge: EdgeMetrics::new(&p.name, id, &to) })
+        })
+        .collect();
+    Emitter::new(outputs, metrics)
+}

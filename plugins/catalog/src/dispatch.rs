@@ -1,0 +1,89 @@
+//! Running components: static dispatch over the closed set of plugins.
+
+use tokio::time::Instant;
+use std::time::Duration;
+
+use sluice_core::{ComponentError, Emitter, Msg, Sink, Source, SourceCx, Transform};
+use sluice_plugin_io::{ConsoleSink, FileSink};
+use sluice_plugin_mqtt::{MqttSink, MqttSource};
+use sluice_plugin_sql::{FilterTransform, SqlTransform};
+
+/// Any running source.
+pub enum AnySource {
+    /// MQTT subscriber.
+    Mqtt(MqttSource),
+}
+
+/// Any running transform.
+pub enum AnyTransform {
+    /// Windowed or per-batch SQL.
+    Sql(SqlTransform),
+    /// SQL predicate filter.
+    Filter(FilterTransform),
+}
+
+/// Any running sink.
+pub enum AnySink {
+    /// MQTT publisher.
+    Mqtt(MqttSink),
+    /// JSON lines file.
+    File(FileSink),
+    /// Standard output.
+    Console(ConsoleSink),
+}
+
+impl Source for AnySource {
+    async fn run(self, cx: SourceCx) -> Result<(), ComponentError> {
+        match self {
+            AnySource::Mqtt(s) => s.run(cx).await,
+        }
+    }
+}
+
+impl Transform for AnyTransform {
+    async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
+        match self {
+            AnyTransform::Sql(t) => t.process(msg, out).await,
+            AnyTransform::Filter(t) => t.process(msg, out).await,
+        }
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        match self {
+            AnyTransform::Sql(t) => t.tick_interval(),
+            AnyTransform::Filter(t) => t.tick_interval(),
+        }
+    }
+
+    async fn on_tick(&mut self, now: Instant, out: &mut Emitter) -> Result<(), ComponentError> {
+        match self {
+            AnyTransform::Sql(t) => t.on_tick(now, out).await,
+            AnyTransform::Filter(t) => t.on_tick(now, out).await,
+        }
+    }
+
+    async fn finish(&mut self, out: &mut Emitter) -> Result<(), ComponentError> {
+        match self {
+            AnyTransform::Sql(t) => t.finish(out).await,
+            AnyTransform::Filter(t) => t.finish(out).await,
+        }
+    }
+}
+
+impl Sink for AnySink {
+    async fn write(&mut self, msg: &Msg) -> Result<(), ComponentError> {
+        match self {
+            AnySink::Mqtt(s) => s.write(msg).await,
+            AnySink::File(s) => s.write(msg).await,
+            AnySink::Console(s) => s.write(msg).await,
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ComponentError> {
+        match self {
+            AnySink::Mqtt(s) => s.flush().await,
+            AnySink::File(s) => s.flush().await,
+            AnySink::Console(s) => s.flush().await,
+        }
+    }
+}

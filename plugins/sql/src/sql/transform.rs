@@ -1,0 +1,329 @@
+//! `type: sql` at run time: buffering per pane, watermark, window close.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, TimestampMillisecondArray};
+use datafusion::arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+use sluice_core::{BuildCx, ComponentError, ComponentMetrics, Emitter, Msg, Transform};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::config::{Planned, SqlConfig};
+use crate::engine::QueryEngine;
+use crate::panes::{ClosedWindow, Inserted, Panes};
+use crate::util::{LOG_EVERY, LogLimiter, conform};
+use crate::window::WindowSpec;
+
+/// Runs the `sql` transform's query per closed window or per batch.
+#[derive(Debug)]
+pub struct SqlTransform {
+    engine: Arc<QueryEngine>,
+    input_schema: SchemaRef,
+    output_schema: SchemaRef,
+    windowed: Option<Windowed>,
+    metrics: ComponentMetrics,
+    pipeline: Arc<str>,
+    id: Arc<str>,
+    late_log: LogLimiter,
+    error_log: LogLimiter,
+}
+
+#[derive(Debug)]
+struct Windowed {
+    spec: WindowSpec,
+    panes: Panes,
+    /// Event-time column; `None` windows by arrival time.
+    event_time: Option<usize>,
+    clock: WallClock,
+    /// When the last batch arrived, for idle advance.
+    last_input: Option<Instant>,
+    flush_on_shutdown: bool,
+}
+
+/// Wall-clock milliseconds derived from the monotonic (and, in tests,
+/// pausable) tokio clock, anchored once: windows never see the clock step back.
+#[derive(Debug, Clone, Copy)]
+struct WallClock {
+    epoch_ms: i64,
+    at: Instant,
+}
+
+impl WallClock {
+    fn new() -> Self {
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Self {
+            epoch_ms,
+            at: Instant::now(),
+        }
+    }
+
+    fn ms(&self, now: Instant) -> i64 {
+        self.epoch_ms
+            .saturating_add(duration_ms(now.saturating_duration_since(self.at)))
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl SqlTransform {
+    pub(crate) fn new(
+        config: &SqlConfig,
+        planned: Planned,
+        input: SchemaRef,
+        cx: &BuildCx,
+    ) -> Self {
+        let windowed = planned.window.map(|spec| Windowed {
+            spec,
+            panes: Panes::new(spec),
+            event_time: planned.event_time,
+            clock: WallClock::new(),
+            last_input: None,
+            flush_on_shutdown: config.flush_on_shutdown,
+        });
+        debug!(
+            pipeline = %cx.pipeline,
+            component_id = %cx.id,
+            reuses_plan = planned.engine.reuses_plan(),
+            "Planned SQL query."
+        );
+        Self {
+            engine: Arc::new(planned.engine),
+            input_schema: input,
+            output_schema: planned.output_schema,
+            windowed,
+            metrics: cx.metrics.clone(),
+            pipeline: cx.pipeline.clone(),
+            id: cx.id.clone(),
+            late_log: LogLimiter::new(LOG_EVERY),
+            error_log: LogLimiter::new(LOG_EVERY),
+        }
+    }
+
+    /// Schema of the emitted batches.
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output_schema
+    }
+
+    /// Rows buffered in open windows.
+    pub fn buffered_rows(&self) -> usize {
+        self.windowed
+            .as_ref()
+            .map_or(0, |w| w.panes.buffered_rows())
+    }
+
+    fn count_dropped(&mut self, ins: Inserted) {
+        if ins.no_time > 0 {
+            self.metrics
+                .discarded("missing_event_time", false, ins.no_time as u64);
+        }
+        if ins.late == 0 && ins.no_time == 0 {
+            return;
+        }
+        self.metrics.discarded("late", false, ins.late as u64);
+        if let Some(suppressed) = self.late_log.check(Instant::now()) {
+            warn!(
+                pipeline = %self.pipeline,
+                component_id = %self.id,
+                late = ins.late,
+                missing_event_time = ins.no_time,
+                suppressed_warnings = suppressed,
+                "Dropped rows whose windows are already closed or that carry no event time."
+            );
+        }
+    }
+
+    fn query_failed(&mut self, rows: usize, e: &DataFusionError) {
+        let err = ComponentError::user("query_failed", e.to_string());
+        self.metrics.error(&err, "processing");
+        self.metrics.discarded("query_failed", false, rows as u64);
+        if let Some(suppressed) = self.error_log.check(Instant::now()) {
+            warn!(
+                pipeline = %self.pipeline,
+                component_id = %self.id,
+                rows,
+                error = %e.strip_backtrace(),
+                suppressed_warnings = suppressed,
+                "Query failed; dropped its input rows."
+            );
+        }
+    }
+
+    async fn emit_all(
+        &mut self,
+        rows: usize,
+        result: Result<Vec<RecordBatch>, DataFusionError>,
+        out: &mut Emitter,
+    ) -> Result<(), ComponentError> {
+        match result {
+            Ok(batches) => {
+                for b in batches {
+                    out.emit(b).await?;
+                }
+            }
+            Err(e) => self.query_failed(rows, &e),
+        }
+        Ok(())
+    }
+
+    /// Runs the query over `windows` on the blocking pool and emits the
+    /// results in window order.
+    async fn close(
+        &mut self,
+        windows: Vec<ClosedWindow>,
+        out: &mut Emitter,
+    ) -> Result<(), ComponentError> {
+        if windows.is_empty() {
+            return Ok(());
+        }
+        let engine = self.engine.clone();
+        let schema = self.output_schema.clone();
+        let handle = tokio::runtime::Handle::current();
+        let results = sluice_core::blocking(move || {
+            windows
+                .into_iter()
+                .map(|w| {
+                    let result = handle.block_on(engine.run(w.batches)).and_then(|batches| {
+                        batches
+                            .into_iter()
+                            .map(|b| with_window(&schema, w.start_ms, w.end_ms, &b))
+                            .collect::<Result<Vec<_>, ArrowError>>()
+                            .map_err(DataFusionError::from)
+                    });
+                    (w.rows, result)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        for (rows, result) in results {
+            self.emit_all(rows, result, out).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Prepends the window bounds to a query result batch.
+fn with_window(
+    schema: &SchemaRef,
+    start_ms: i64,
+    end_ms: i64,
+    batch: &RecordBatch,
+) -> Result<RecordBatch, ArrowError> {
+    let n = batch.num_rows();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns() + 2);
+    columns.push(Arc::new(TimestampMillisecondArray::from_value(start_ms, n)));
+    columns.push(Arc::new(TimestampMillisecondArray::from_value(end_ms, n)));
+    columns.extend(batch.columns().iter().cloned());
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
+/// How often `on_tick` runs: a tenth of the pane (or idle timeout), so a
+/// window closes at most 10% late, between 10 ms and 250 ms.
+fn tick_for(spec: &WindowSpec, event_time: bool) -> Duration {
+    let pane = Duration::from_millis(spec.pane_ms.unsigned_abs());
+    let base = if event_time {
+        pane.min(spec.idle_timeout)
+    } else {
+        pane
+    };
+    (base / 10).clamp(Duration::from_millis(10), Duration::from_millis(250))
+}
+
+impl Transform for SqlTransform {
+    async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
+        let Msg::Rows(batch) = msg;
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let Some(batch) = conform(batch, &self.input_schema) else {
+            self.metrics
+                .discarded("schema_mismatch", false, rows as u64);
+            return Ok(());
+        };
+        let Some(w) = self.windowed.as_mut() else {
+            // The planned schema may add the carried event time to the query's.
+            let schema = self.output_schema.clone();
+            let result = self.engine.run(vec![batch]).await.and_then(|batches| {
+                batches
+                    .into_iter()
+                    .map(|b| b.with_schema(schema.clone()).map_err(DataFusionError::from))
+                    .collect()
+            });
+            return self.emit_all(rows, result, out).await;
+        };
+        let now = Instant::now();
+        w.last_input = Some(now);
+        let inserted = match w.event_time {
+            Some(idx) => match batch
+                .column(idx)
+                .as_primitive_opt::<TimestampMillisecondType>()
+            {
+                Some(ts) => w.panes.insert_event_time(&batch, ts),
+                None => Err(ArrowError::SchemaError(
+                    "event-time column is not timestamp(ms)".into(),
+                )),
+            },
+            None => {
+                let now_ms = w.clock.ms(now);
+                let ins = w.panes.insert_at(batch, now_ms);
+                w.panes.advance_watermark(now_ms);
+                Ok(ins)
+            }
+        };
+        let due = w.panes.take_due();
+        match inserted {
+            Ok(ins) => self.count_dropped(ins),
+            Err(e) => self.query_failed(rows, &DataFusionError::from(e)),
+        }
+        self.close(due, out).await
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        self.windowed
+            .as_ref()
+            .map(|w| tick_for(&w.spec, w.event_time.is_some()))
+    }
+
+    async fn on_tick(&mut self, now: Instant, out: &mut Emitter) -> Result<(), ComponentError> {
+        let Some(w) = self.windowed.as_mut() else {
+            return Ok(());
+        };
+        if w.event_time.is_none() {
+            w.panes.advance_watermark(w.clock.ms(now));
+        } else if let (Some(last), Some(max)) = (w.last_input, w.panes.max_event_ms()) {
+            let idle = now.saturating_duration_since(last);
+            if idle >= w.spec.idle_timeout {
+                // Event time is assumed to run on with the wall clock from the
+                // newest event seen, so a quiet input closes its windows about
+                // when steady input would have.
+                let wm = max
+                    .saturating_add(duration_ms(idle))
+                    .saturating_sub(w.spec.lateness_ms);
+                w.panes.advance_watermark(wm);
+            }
+        }
+        let due = w.panes.take_due();
+        self.close(due, out).await
+    }
+
+    async fn finish(&mut self, out: &mut Emitter) -> Result<(), ComponentError> {
+        let Some(w) = self.windowed.as_mut() else {
+            return Ok(());
+        };
+        if w.flush_on_shutdown {
+            let all = w.panes.take_all();
+            self.close(all, out).await
+        } else {
+            let dropped = w.panes.clear();
+            self.metrics.discarded("shutdown", true, dropped as u64);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Small helpers shared by the transforms: input conformance and log rate
+//! limiting.
+
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use sluice_core::schema::same_columns;
+use sluice_core::validate::Severity;
+use sluice_core::{BuildError, Validator};
+use tokio::time::Instant;
+
+/// At most one warning per this interval for each kind of per-row problem.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Returns `batch` with exactly `schema` (the schema the plan was built for),
+/// or `None` when its columns do not match.
+///
+/// Upstream batches may differ from the declared schema in metadata only;
+/// rebinding is `O(columns)` and keeps plans and compiled expressions valid.
+pub fn conform(batch: RecordBatch, schema: &SchemaRef) -> Option<RecordBatch> {
+    let own = batch.schema();
+    if std::sync::Arc::ptr_eq(&own, schema) {
+        return Some(batch);
+    }
+    if !same_columns(&own, schema) {
+        return None;
+    }
+    RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).ok()
+}
+
+/// Renders validation errors into one build error.
+pub fn errors_to_build_error(id: &str, v: Validator) -> BuildError {
+    let msgs: Vec<String> = v
+        .into_issues()
+        .into_iter()
+        .filter(|i| i.severity == Severity::Error)
+        .map(|i| {
+            if i.path.is_empty() {
+                i.message
+            } else {
+                format!("{}: {}", i.path.join("."), i.message)
+            }
+        })
+        .collect();
+    BuildError::msg(format!("component `{id}`: {}", msgs.join("; ")))
+}
+
+/// Lets one event through per interval and counts the ones it holds back.
+#[derive(Debug)]
+pub struct LogLimiter {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    /// A limiter letting one event through per `every`.
+    pub fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(events held back since the last one let through)` when an event
+    /// may be logged now.
+    pub fn check(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < self.every => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn limiter_lets_one_event_through_per_interval() {
+        let t0 = Instant::now();
+        let mut l = LogLimiter::new(Duration::from_secs(10));
+        assert_eq!(l.check(t0), Some(0));
+        assert_eq!(l.check(t0 + Duration::from_secs(1)), None);
+        assert_eq!(l.check(t0 + Duration::from_secs(9)), None);
+        assert_eq!(l.check(t0 + Duration::from_secs(10)), Some(2));
+    }
+
+    #[test]
+    fn conform_rebinds_metadata_and_rejects_other_columns() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let b =
+            RecordBatch::try_from_iter([("v", Arc::new(Int64Array::from(vec![1])) as _)]).unwrap();
+        assert!(Arc::ptr_eq(&conform(b, &schema).unwrap().schema(), &schema));
+        let renamed =
+            RecordBatch::try_from_iter([("w", Arc::new(Int64Array::from(vec![1])) as _)]).unwrap();
+        assert!(conform(renamed, &schema).is_none());
+    }
+}
