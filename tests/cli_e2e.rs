@@ -30,12 +30,22 @@ fn validate_reports_every_error_with_file_line_and_column() {
         "sources:\n  telemetry:\n    type: mqtt\n    url: mqtt://127.0.0.1:1883\n    topics: [\"a/#\"]\n    schema: { v: float64 }\ntransforms:\n  agg:\n    type: sql\n    inputs: [telemtry]\n    window: { tumbling: 10 sec }\n    query: SELECT count(*) FROM input\nsinks:\n  out:\n    type: console\n    inputs: [agg]\n    colour: red\n",
     )
     .unwrap();
-    let out = Command::new(common::sluice_bin()).arg("validate").arg(&file).output().unwrap();
+    let out = Command::new(common::sluice_bin())
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let name = file.display().to_string();
-    assert!(err.contains(&format!("{name}:11:25: error:")), "bad duration location missing:\n{err}");
-    assert!(err.contains(&format!("{name}:17:5: error:")), "unknown field location missing:\n{err}");
+    assert!(
+        err.contains(&format!("{name}:11:25: error:")),
+        "bad duration location missing:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("{name}:17:5: error:")),
+        "unknown field location missing:\n{err}"
+    );
     assert!(err.contains("colour"), "{err}");
 }
 
@@ -49,7 +59,10 @@ fn graph_prints_a_mermaid_flowchart() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("flowchart LR"), "{text}");
-    assert!(text.contains("telemetry") && text.contains("per_device") && text.contains("uplink"), "{text}");
+    assert!(
+        text.contains("telemetry") && text.contains("per_device") && text.contains("uplink"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -64,7 +77,10 @@ fn demo_prints_window_summaries_from_the_embedded_broker_and_simulator() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("[summary_console]"), "no summary printed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("[summary_console]"),
+        "no summary printed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("readings"), "{stdout}");
     let windows = std::fs::read_to_string(dir.path().join("factory-windows.jsonl")).unwrap();
     assert!(windows.lines().count() >= 20, "{windows}");

@@ -84,7 +84,10 @@ fn window_outputs_match_exact_aggregates_and_bad_messages_are_counted() {
                 msgs.push((topic(0), format!("{{not json {i}").into_bytes()));
             }
             for _ in 0..30 {
-                msgs.push((topic(0), br#"{"device":"dev-00","ts":1767225625000}"#.to_vec()));
+                msgs.push((
+                    topic(0),
+                    br#"{"device":"dev-00","ts":1767225625000}"#.to_vec(),
+                ));
             }
             for _ in 0..30 {
                 let b = r#"{"device":"dev-00","ts":1767225625000,"value":"abc"}"#;
@@ -100,10 +103,17 @@ fn window_outputs_match_exact_aggregates_and_bad_messages_are_counted() {
     publish_all(broker.port(), msgs);
 
     let expected_rows = DEVICES as f64 * PER_DEVICE as f64 + 25.0;
-    common::wait_until(Duration::from_secs(60), "every message to be decoded", || {
-        metric(&gw.metrics(), "sluice_component_received_rows_total", &[("component_id", "telemetry")])
-            >= expected_rows
-    });
+    common::wait_until(
+        Duration::from_secs(60),
+        "every message to be decoded",
+        || {
+            metric(
+                &gw.metrics(),
+                "sluice_component_received_rows_total",
+                &[("component_id", "telemetry")],
+            ) >= expected_rows
+        },
+    );
     let m = gw.metrics();
     let discarded = |id: &str, reason: &str| {
         metric(
@@ -122,20 +132,31 @@ fn window_outputs_match_exact_aggregates_and_bad_messages_are_counted() {
             &[("component_id", "per_device"), ("reason", "late")],
         ) >= 25.0
     });
-    assert!(metric(&m, "sluice_component_processing_seconds_count", &[("component_id", "per_device")]) > 0.0);
+    assert!(
+        metric(
+            &m,
+            "sluice_component_processing_seconds_count",
+            &[("component_id", "per_device")]
+        ) > 0.0
+    );
 
     let status = gw.terminate(Duration::from_secs(30));
     assert!(status.success(), "exit status {status}:\n{}", gw.log_text());
 
     let rows = read_rows(&dir.path().join("windows.jsonl"));
-    let mut starts: Vec<String> =
-        rows.iter().map(|r| r["window_start"].as_str().unwrap().to_owned()).collect();
+    let mut starts: Vec<String> = rows
+        .iter()
+        .map(|r| r["window_start"].as_str().unwrap().to_owned())
+        .collect();
     starts.sort();
     starts.dedup();
     assert_eq!(starts.len(), 5, "windows: {starts:?}");
     let mut got = BTreeMap::new();
     for r in &rows {
-        let w = starts.iter().position(|s| s == r["window_start"].as_str().unwrap()).unwrap();
+        let w = starts
+            .iter()
+            .position(|s| s == r["window_start"].as_str().unwrap())
+            .unwrap();
         let key = (w, r["device"].as_str().unwrap().to_owned());
         let prev = got.insert(key.clone(), r.clone());
         assert!(prev.is_none(), "window {key:?} emitted twice");
@@ -147,9 +168,19 @@ fn window_outputs_match_exact_aggregates_and_bad_messages_are_counted() {
             let vals: Vec<f64> = ks.map(|k| value(d, k)).collect();
             let r = &got[&(w as usize, format!("dev-{d:02}"))];
             assert_eq!(r["n"], 200, "{r}");
-            assert_eq!(r["total"].as_f64().unwrap(), vals.iter().sum::<f64>(), "{r}");
-            assert_eq!(r["lo"].as_f64().unwrap(), vals.iter().cloned().fold(f64::MAX, f64::min));
-            assert_eq!(r["hi"].as_f64().unwrap(), vals.iter().cloned().fold(f64::MIN, f64::max));
+            assert_eq!(
+                r["total"].as_f64().unwrap(),
+                vals.iter().sum::<f64>(),
+                "{r}"
+            );
+            assert_eq!(
+                r["lo"].as_f64().unwrap(),
+                vals.iter().cloned().fold(f64::MAX, f64::min)
+            );
+            assert_eq!(
+                r["hi"].as_f64().unwrap(),
+                vals.iter().cloned().fold(f64::MIN, f64::max)
+            );
         }
     }
 }
@@ -162,7 +193,11 @@ fn sigterm_mid_stream_accounts_for_every_received_message() {
     let prefix = sluice_testkit::unique_id("e2e-term");
     let file = pipeline(dir.path(), &broker.url(), &prefix, "2s");
     let dump = dir.path().join("final.prom");
-    let mut gw = Gateway::start(&file, dir.path(), &["--metrics-dump", dump.to_str().unwrap()]);
+    let mut gw = Gateway::start(
+        &file,
+        dir.path(),
+        &["--metrics-dump", dump.to_str().unwrap()],
+    );
     gw.wait_ready(Duration::from_secs(30));
 
     // Live event times, so windows close while the stream runs.
@@ -178,25 +213,99 @@ fn sigterm_mid_stream_accounts_for_every_received_message() {
                 let body = serde_json::json!({
                     "device": format!("dev-{d:02}"), "ts": now + i / 4, "value": value(d, i)
                 });
-                (format!("{prefix}/dev-{d:02}/telemetry"), body.to_string().into_bytes())
+                (
+                    format!("{prefix}/dev-{d:02}/telemetry"),
+                    body.to_string().into_bytes(),
+                )
             })
             .collect();
         publish_all(port, msgs);
     });
     common::wait_until(Duration::from_secs(60), "the stream to be flowing", || {
-        metric(&gw.metrics(), "sluice_component_received_rows_total", &[("component_id", "telemetry")])
-            >= 5_000.0
+        metric(
+            &gw.metrics(),
+            "sluice_component_received_rows_total",
+            &[("component_id", "telemetry")],
+        ) >= 5_000.0
     });
     let status = gw.terminate(Duration::from_secs(30));
     assert!(status.success(), "exit status {status}:\n{}", gw.log_text());
     publisher.join().unwrap();
 
     let text = std::fs::read_to_string(&dump).unwrap();
-    let received =
-        metric(&text, "sluice_component_received_rows_total", &[("component_id", "telemetry")]);
-    let dropped = metric(&text, "sluice_component_discarded_rows_total", &[("pipeline", "pipeline")]);
-    let out: f64 =
-        read_rows(&dir.path().join("windows.jsonl")).iter().map(|r| r["n"].as_f64().unwrap()).sum();
+    let received = metric(
+        &text,
+        "sluice_component_received_rows_total",
+        &[("component_id", "telemetry")],
+    );
+    let dropped = metric(
+        &text,
+        "sluice_component_discarded_rows_total",
+        &[("pipeline", "pipeline")],
+    );
+    let out: f64 = read_rows(&dir.path().join("windows.jsonl"))
+        .iter()
+        .map(|r| r["n"].as_f64().unwrap())
+        .sum();
     assert!(received >= 5_000.0, "received {received}");
-    assert_eq!(out + dropped, received, "out {out} + dropped {dropped} != received {received}");
+    assert_eq!(
+        out + dropped,
+        received,
+        "out {out} + dropped {dropped} != received {received}"
+    );
+}
+
+#[test]
+fn sensors_can_publish_straight_to_the_embedded_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let out = dir.path().join("rows.jsonl");
+    let yaml = format!(
+        r#"
+broker: {{ listen: "127.0.0.1:{port}" }}
+sources:
+  telemetry:
+    type: mqtt
+    url: mqtt://127.0.0.1:{port}
+    topics: ["plant/+/telemetry"]
+    schema: {{ device: utf8, value: float64 }}
+sinks:
+  out:
+    type: file
+    inputs: [telemetry]
+    path: {out}
+"#,
+        out = out.display()
+    );
+    let file = dir.path().join("edge.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let mut gw = Gateway::start(&file, dir.path(), &[]);
+    gw.wait_ready(Duration::from_secs(30));
+    let msgs = (0..500)
+        .map(|i| {
+            let body = serde_json::json!({"device": format!("d{}", i % 5), "value": i});
+            (
+                format!("plant/d{}/telemetry", i % 5),
+                body.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    publish_all(port, msgs);
+    common::wait_until(Duration::from_secs(30), "500 rows", || {
+        metric(
+            &gw.metrics(),
+            "sluice_component_received_rows_total",
+            &[("component_id", "telemetry")],
+        ) >= 500.0
+    });
+    let status = gw.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", gw.log_text());
+    let rows = read_rows(&out);
+    assert_eq!(rows.len(), 500);
+    let total: f64 = rows.iter().map(|r| r["value"].as_f64().unwrap()).sum();
+    assert_eq!(total, (0..500).sum::<i64>() as f64);
+    assert!(
+        rows.iter()
+            .all(|r| r["_topic"].as_str().unwrap().starts_with("plant/d"))
+    );
 }

@@ -15,14 +15,21 @@ pub fn sluice_bin() -> &'static str {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -31,7 +38,10 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
     let status = buf
@@ -39,7 +49,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad response: {buf:.100}")))?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -56,7 +69,9 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
             if n != name {
                 return None;
             }
-            let all = labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
             all.then(|| value.parse::<f64>().ok()).flatten()
         })
         .sum()
@@ -85,7 +100,11 @@ impl Gateway {
             .stderr(err)
             .spawn()
             .unwrap();
-        Self { child: Some(child), admin, log }
+        Self {
+            child: Some(child),
+            admin,
+            log,
+        }
     }
 
     /// Waits until `/readyz` answers 200.
@@ -97,13 +116,18 @@ impl Gateway {
 
     /// Current `/metrics` text.
     pub fn metrics(&self) -> String {
-        http_get(self.admin, "/metrics").map(|(_, b)| b).unwrap_or_default()
+        http_get(self.admin, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
     }
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         let child = self.child.as_mut().unwrap();
-        let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
         let start = Instant::now();
         loop {
@@ -111,7 +135,11 @@ impl Gateway {
                 self.child = None;
                 return status;
             }
-            assert!(start.elapsed() < timeout, "gateway did not exit within {timeout:?}:\n{}", self.log_text());
+            assert!(
+                start.elapsed() < timeout,
+                "gateway did not exit within {timeout:?}:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -134,7 +162,10 @@ impl Drop for Gateway {
 /// Publishes `messages` (topic, payload) at QoS 1 in order from one client and
 /// waits until the broker acknowledged every one.
 pub fn publish_all(port: u16, messages: Vec<(String, Vec<u8>)>) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let id = format!("e2e-pub-{}", std::process::id());
         let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
@@ -153,9 +184,15 @@ pub fn publish_all(port: u16, messages: Vec<(String, Vec<u8>)>) {
             }
         });
         for (topic, payload) in messages {
-            client.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload).await.unwrap();
+            client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+                .await
+                .unwrap();
         }
-        tokio::time::timeout(Duration::from_secs(120), poller).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(120), poller)
+            .await
+            .unwrap()
+            .unwrap();
         let _ = client.disconnect().await;
     });
 }

@@ -41,9 +41,12 @@ pub struct DemoArgs {
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let port = free_port().context("finding a free port for the embedded broker")?;
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let broker = start_broker(BrokerConfig { listen, ..BrokerConfig::default() })
-        .await
-        .context("starting the embedded broker")?;
+    let broker = start_broker(BrokerConfig {
+        listen,
+        ..BrokerConfig::default()
+    })
+    .await
+    .context("starting the embedded broker")?;
     let url = format!("mqtt://{listen}");
     let out_dir = args.out_dir.to_string_lossy().into_owned();
     let pipeline = sluice_core::env::with_vars(
@@ -90,5 +93,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }

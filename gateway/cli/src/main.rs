@@ -2,6 +2,7 @@
 
 mod demo;
 mod logging;
+mod outbox;
 mod run;
 mod simulate;
 mod validate;
@@ -18,7 +19,12 @@ use clap::{Args, Parser, Subcommand};
 /// A pipeline ingests MQTT telemetry, aggregates it in event-time windows with
 /// SQL, and forwards condensed results to MQTT, files or the console.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "sluice",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,6 +52,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Publish simulated factory telemetry to an MQTT broker.
     Simulate(simulate::SimulateOpts),
+    /// Inspect a store-and-forward outbox file (read-only).
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCmd),
 }
 
 /// Options of `sluice run`.
@@ -62,7 +71,12 @@ struct RunArgs {
 #[derive(Debug, Clone, Args)]
 struct RuntimeArgs {
     /// Address of the admin HTTP server (/healthz, /readyz, /metrics, /status).
-    #[arg(long, env = "SLUICE_ADMIN", default_value = "127.0.0.1:9464", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "SLUICE_ADMIN",
+        default_value = "127.0.0.1:9464",
+        value_name = "ADDR"
+    )]
     admin: SocketAddr,
     /// Do not start the admin HTTP server.
     #[arg(long)]
@@ -89,6 +103,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => validate::validate(&files),
         Command::Graph { file } => validate::graph(&file),
+        Command::Outbox(cmd) => match outbox::run(cmd) {
+            Ok(code) => code,
+            Err(e) => {
+                let _ = std::io::Write::write_fmt(
+                    &mut std::io::stderr(),
+                    format_args!("error: {e:#}\n"),
+                );
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(args) => {
             logging::init(args.runtime.log_format);
             run::block_on(run::run(args.files, args.runtime))

@@ -18,7 +18,10 @@ use crate::RuntimeArgs;
 
 /// Runs `fut` on a multi-threaded runtime and turns errors into exit code 1.
 pub fn block_on(fut: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: starting the async runtime: {e}");
@@ -39,7 +42,10 @@ pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => info!("Received SIGTERM; shutting down."),
@@ -76,7 +82,10 @@ pub fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
             }
         }
     }
-    anyhow::ensure!(!failed, "invalid pipeline configuration; nothing was started");
+    anyhow::ensure!(
+        !failed,
+        "invalid pipeline configuration; nothing was started"
+    );
     Ok(pipelines)
 }
 
@@ -99,7 +108,8 @@ impl Gateway {
     /// Starts brokers, the admin server and every pipeline. If any pipeline
     /// fails to build, the ones already started are stopped again.
     pub async fn start(pipelines: Vec<Pipeline>, rt: &RuntimeArgs) -> anyhow::Result<Self> {
-        let prometheus = sluice_admin::install_recorder().context("installing the metrics recorder")?;
+        let prometheus =
+            sluice_admin::install_recorder().context("installing the metrics recorder")?;
         let admin_state = AdminState::new(prometheus);
         let admin = if rt.no_admin {
             None
@@ -119,9 +129,9 @@ impl Gateway {
         let mut brokers = Vec::new();
         for p in &pipelines {
             if let Some(cfg) = &p.broker {
-                let b = start_broker(cfg.clone())
-                    .await
-                    .with_context(|| format!("pipeline `{}`: starting the embedded broker", p.name))?;
+                let b = start_broker(cfg.clone()).await.with_context(|| {
+                    format!("pipeline `{}`: starting the embedded broker", p.name)
+                })?;
                 info!(pipeline = %p.name, addr = %b.addr(), "Embedded MQTT broker listening.");
                 brokers.push(b);
             }
@@ -148,7 +158,12 @@ impl Gateway {
                 }
             }
         }
-        Ok(Self { pipelines: running, _brokers: brokers, admin_state, admin })
+        Ok(Self {
+            pipelines: running,
+            _brokers: brokers,
+            admin_state,
+            admin,
+        })
     }
 
     /// Runs until `stop` resolves or every pipeline has finished on its own,
@@ -207,7 +222,10 @@ async fn futures_shutdown_all(
     pipelines: Vec<RunningPipeline>,
     timeout: std::time::Duration,
 ) -> Vec<sluice_topology::ShutdownReport> {
-    let handles: Vec<_> = pipelines.into_iter().map(|p| tokio::spawn(p.shutdown(timeout))).collect();
+    let handles: Vec<_> = pipelines
+        .into_iter()
+        .map(|p| tokio::spawn(p.shutdown(timeout)))
+        .collect();
     let mut reports = Vec::new();
     for h in handles {
         if let Ok(r) = h.await {

@@ -9,7 +9,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ComponentError::internal("blocking_task", format!("blocking task failed: {e}")))
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ComponentError::internal("blocking_task", format!("blocking task failed: {e}"))
+    })
 }

@@ -63,7 +63,10 @@ pub trait Transform: Send + 'static {
     }
 
     /// All inputs closed (shutdown or upstream end): emit what is still buffered.
-    fn finish(&mut self, _out: &mut Emitter) -> impl Future<Output = Result<(), ComponentError>> + Send {
+    fn finish(
+        &mut self,
+        _out: &mut Emitter,
+    ) -> impl Future<Output = Result<(), ComponentError>> + Send {
         async { Ok(()) }
     }
 }

@@ -39,7 +39,10 @@ fn default_capacity() -> NonZeroUsize {
 
 impl Default for BufferConfig {
     fn default() -> Self {
-        Self { capacity: default_capacity(), when_full: WhenFull::Block }
+        Self {
+            capacity: default_capacity(),
+            when_full: WhenFull::Block,
+        }
     }
 }
 
@@ -130,14 +133,24 @@ mod tests {
     use crate::metrics::{ComponentKind, ComponentLabels};
 
     fn batch(n: i64) -> RecordBatch {
-        RecordBatch::try_from_iter([("v", Arc::new(Int64Array::from_iter_values(0..n)) as _)]).unwrap()
+        RecordBatch::try_from_iter([("v", Arc::new(Int64Array::from_iter_values(0..n)) as _)])
+            .unwrap()
     }
 
     fn emitter(outs: Vec<(mpsc::Sender<Msg>, WhenFull)>) -> Emitter {
-        let m = ComponentMetrics::new(ComponentLabels::new("p", "c", ComponentKind::Transform, "test"));
+        let m = ComponentMetrics::new(ComponentLabels::new(
+            "p",
+            "c",
+            ComponentKind::Transform,
+            "test",
+        ));
         let outputs = outs
             .into_iter()
-            .map(|(tx, when_full)| Output { tx, when_full, edge: EdgeMetrics::new("p", "c", "d") })
+            .map(|(tx, when_full)| Output {
+                tx,
+                when_full,
+                edge: EdgeMetrics::new("p", "c", "d"),
+            })
             .collect();
         Emitter::new(outputs, m)
     }
@@ -167,6 +180,9 @@ mod tests {
         let (a, ra) = mpsc::channel(1);
         drop(ra);
         let mut e = emitter(vec![(a, WhenFull::Block)]);
-        assert_eq!(e.emit(batch(1)).await.unwrap_err().code, "downstream_closed");
+        assert_eq!(
+            e.emit(batch(1)).await.unwrap_err().code,
+            "downstream_closed"
+        );
     }
 }

@@ -50,7 +50,9 @@ impl From<&str> for EnvString {
 impl<'de> Deserialize<'de> for EnvString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        interpolate(&raw, lookup).map(EnvString).map_err(serde::de::Error::custom)
+        interpolate(&raw, lookup)
+            .map(EnvString)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -74,7 +76,13 @@ pub fn with_vars<R>(vars: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
 
 fn lookup(name: &str) -> Option<String> {
     OVERRIDES
-        .with(|o| o.borrow().iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        .with(|o| {
+            o.borrow()
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
         .or_else(|| std::env::var(name).ok())
 }
 
@@ -89,7 +97,9 @@ pub fn interpolate(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
             out.push('$');
             rest = after;
         } else if let Some(body) = rest.strip_prefix("${") {
-            let end = body.find('}').ok_or_else(|| format!("unterminated `${{` in `{raw}`"))?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unterminated `${{` in `{raw}`"))?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -132,7 +142,10 @@ mod tests {
 
     #[test]
     fn uses_default_when_variable_is_unset() {
-        assert_eq!(interpolate("${HOST:-127.0.0.1}:1883", env).unwrap(), "127.0.0.1:1883");
+        assert_eq!(
+            interpolate("${HOST:-127.0.0.1}:1883", env).unwrap(),
+            "127.0.0.1:1883"
+        );
     }
 
     #[test]
@@ -143,7 +156,9 @@ mod tests {
 
     #[test]
     fn overrides_take_precedence_on_this_thread_only() {
-        let v = with_vars(&[("SLUICE_TEST_HOST", "10.0.0.9")], || lookup("SLUICE_TEST_HOST"));
+        let v = with_vars(&[("SLUICE_TEST_HOST", "10.0.0.9")], || {
+            lookup("SLUICE_TEST_HOST")
+        });
         assert_eq!(v.as_deref(), Some("10.0.0.9"));
         assert_eq!(lookup("SLUICE_TEST_HOST"), None);
     }

@@ -61,7 +61,13 @@ impl ComponentError {
         code: &'static str,
         message: impl Into<String>,
     ) -> Self {
-        Self { kind, retry, code, message: message.into(), source: None }
+        Self {
+            kind,
+            retry,
+            code,
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// An external failure (broker, disk) that is worth retrying.
@@ -81,7 +87,12 @@ impl ComponentError {
 
     /// Downstream is gone: the pipeline is shutting down or failed.
     pub fn downstream_closed() -> Self {
-        Self::new(ErrorKind::Internal, Retry::Never, "downstream_closed", "downstream closed")
+        Self::new(
+            ErrorKind::Internal,
+            Retry::Never,
+            "downstream_closed",
+            "downstream closed",
+        )
     }
 
     /// Attaches the underlying error.
@@ -106,12 +117,20 @@ pub struct BuildError {
 impl BuildError {
     /// A build error with a plain message.
     pub fn msg(message: impl Into<String>) -> Self {
-        Self { context: String::new(), source: None, message: message.into() }
+        Self {
+            context: String::new(),
+            source: None,
+            message: message.into(),
+        }
     }
 
     /// A build error wrapping `source` with `context`.
     pub fn context(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Self { context: context.into(), source: Some(source.into()), message: String::new() }
+        Self {
+            context: context.into(),
+            source: Some(source.into()),
+            message: String::new(),
+        }
     }
 }
 
@@ -131,7 +150,10 @@ mod tests {
 
     #[test]
     fn build_error_renders_context_and_source() {
-        let e = BuildError::context("loading model m.onnx", std::io::Error::other("no such file"));
+        let e = BuildError::context(
+            "loading model m.onnx",
+            std::io::Error::other("no such file"),
+        );
         assert_eq!(e.to_string(), "loading model m.onnx: no such file");
     }
 }

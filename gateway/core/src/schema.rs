@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 /// Schema metadata key naming the event-time column of a stream.
 pub const EVENT_TIME_KEY: &str = "sluice.event_time";
@@ -37,7 +37,8 @@ pub enum FieldType {
 
 impl FieldType {
     /// Names accepted in YAML, for error messages.
-    pub const NAMES: &'static [&'static str] = &["utf8", "int64", "float64", "bool", "timestamp_ms"];
+    pub const NAMES: &'static [&'static str] =
+        &["utf8", "int64", "float64", "bool", "timestamp_ms"];
 
     /// The Arrow type of the column.
     pub fn data_type(self) -> DataType {
@@ -77,7 +78,11 @@ impl FromStr for FieldSpec {
             other => {
                 return Err(format!(
                     "unknown column type `{other}`, expected one of {} (append `?` for optional)",
-                    FieldType::NAMES.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    FieldType::NAMES
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         };
@@ -120,8 +125,10 @@ pub fn build_schema<'a>(
     fields: impl IntoIterator<Item = (&'a str, FieldSpec)>,
     event_time: Option<&str>,
 ) -> Schema {
-    let fields: Vec<Field> =
-        fields.into_iter().map(|(n, s)| Field::new(n, s.ty.data_type(), s.nullable)).collect();
+    let fields: Vec<Field> = fields
+        .into_iter()
+        .map(|(n, s)| Field::new(n, s.ty.data_type(), s.nullable))
+        .collect();
     let schema = Schema::new(fields);
     match event_time {
         Some(col) => with_event_time(schema, col),
@@ -163,8 +170,19 @@ mod tests {
     #[test]
     fn parses_optional_types_with_question_mark() {
         let s: FieldSpec = "float64?".parse().unwrap();
-        assert_eq!(s, FieldSpec { ty: FieldType::Float64, nullable: true });
-        assert!("float".parse::<FieldSpec>().unwrap_err().contains("`float64`"));
+        assert_eq!(
+            s,
+            FieldSpec {
+                ty: FieldType::Float64,
+                nullable: true
+            }
+        );
+        assert!(
+            "float"
+                .parse::<FieldSpec>()
+                .unwrap_err()
+                .contains("`float64`")
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 /// A duration written as `<number><unit>` with unit `ms`, `s`, `m`, `h` or `d`.
 /// Several parts may be combined: `1m30s`.
@@ -36,15 +36,21 @@ impl FromStr for HumanDuration {
         let mut total = Duration::ZERO;
         let mut rest = s;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
             if digits == 0 {
-                return Err(format!("invalid duration `{s}`: expected a number before the unit"));
+                return Err(format!(
+                    "invalid duration `{s}`: expected a number before the unit"
+                ));
             }
             let number: f64 = rest[..digits]
                 .parse()
                 .map_err(|_| format!("invalid duration `{s}`: bad number `{}`", &rest[..digits]))?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let unit = &rest[..unit_len];
             rest = &rest[unit_len..];
             let secs = match unit {
@@ -125,7 +131,9 @@ impl FromStr for ByteSize {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let number: f64 = num
             .parse()
@@ -175,7 +183,9 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
             }
         }
         d.deserialize_any(V)
@@ -188,7 +198,14 @@ mod tests {
 
     #[test]
     fn parses_durations_with_units() {
-        let cases = [("10s", 10_000), ("500ms", 500), ("5m", 300_000), ("1m30s", 90_000), ("2h", 7_200_000), ("1.5s", 1_500)];
+        let cases = [
+            ("10s", 10_000),
+            ("500ms", 500),
+            ("5m", 300_000),
+            ("1m30s", 90_000),
+            ("2h", 7_200_000),
+            ("1.5s", 1_500),
+        ];
         for (text, ms) in cases {
             let d: HumanDuration = text.parse().unwrap();
             assert_eq!(d.0.as_millis(), ms, "{text}");
@@ -197,9 +214,18 @@ mod tests {
 
     #[test]
     fn rejects_durations_without_known_unit() {
-        assert!("10".parse::<HumanDuration>().unwrap_err().contains("missing unit"));
+        assert!(
+            "10".parse::<HumanDuration>()
+                .unwrap_err()
+                .contains("missing unit")
+        );
         assert!("10 sec".parse::<HumanDuration>().is_err());
-        assert!("10x".parse::<HumanDuration>().unwrap_err().contains("unknown unit `x`"));
+        assert!(
+            "10x"
+                .parse::<HumanDuration>()
+                .unwrap_err()
+                .contains("unknown unit `x`")
+        );
         assert!("".parse::<HumanDuration>().is_err());
     }
 

@@ -49,7 +49,12 @@ impl Validator {
         self.push(Severity::Warning, path, message)
     }
 
-    fn push(&mut self, severity: Severity, path: &[&str], message: impl Into<String>) -> &mut Issue {
+    fn push(
+        &mut self,
+        severity: Severity,
+        path: &[&str],
+        message: impl Into<String>,
+    ) -> &mut Issue {
         self.issues.push(Issue {
             severity,
             path: path.iter().map(|s| (*s).to_owned()).collect(),

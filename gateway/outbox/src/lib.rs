@@ -38,6 +38,7 @@ mod error;
 mod evict;
 mod history;
 mod inspect;
+mod lease;
 mod open;
 mod outbox;
 mod schema;

@@ -15,7 +15,11 @@ pub struct Backoff {
 impl Backoff {
     /// Backoff starting at `min`, doubling up to `max`.
     pub fn new(min: Duration, max: Duration) -> Self {
-        Self { min, max, attempt: 0 }
+        Self {
+            min,
+            max,
+            attempt: 0,
+        }
     }
 
     /// The next delay: uniformly drawn from `[d/2, d]` where `d` doubles each call.

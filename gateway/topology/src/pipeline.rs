@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use sluice_config::Pipeline;
 use sluice_core::{
-    BufferConfig, BuildCx, BuildError, ComponentKind, ComponentLabels, ComponentMetrics, EdgeMetrics,
-    Emitter, InputMetrics, Msg, Output, ReadyFlag,
+    BufferConfig, BuildCx, BuildError, ComponentKind, ComponentLabels, ComponentMetrics,
+    EdgeMetrics, Emitter, InputMetrics, Msg, Output, ReadyFlag,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -70,8 +70,15 @@ impl RunningPipeline {
         let name: Arc<str> = p.name.as_str().into();
         let sources_token = CancellationToken::new();
         let state = Arc::new(watch::Sender::new(PipelineState::Running));
-        let failer = Failer { state: state.clone(), sources: sources_token.clone() };
-        let mut wiring = Wiring { txs: HashMap::new(), rxs: HashMap::new(), buffers: HashMap::new() };
+        let failer = Failer {
+            state: state.clone(),
+            sources: sources_token.clone(),
+        };
+        let mut wiring = Wiring {
+            txs: HashMap::new(),
+            rxs: HashMap::new(),
+            buffers: HashMap::new(),
+        };
         let consumers = p
             .transforms
             .iter()
@@ -159,7 +166,13 @@ impl RunningPipeline {
             tasks.push((id, handle));
         }
         info!(pipeline = %p.name, components = tasks.len(), "Pipeline started.");
-        Ok(Self { name: p.name.clone(), sources: sources_token, state, ready, tasks })
+        Ok(Self {
+            name: p.name.clone(),
+            sources: sources_token,
+            state,
+            ready,
+            tasks,
+        })
     }
 
     /// Pipeline name.
@@ -251,7 +264,11 @@ fn emitter(p: &Pipeline, id: &str, w: &Wiring, metrics: ComponentMetrics) -> Emi
         .filter_map(|to| {
             let tx = w.txs.get(&to)?.clone();
             let when_full = w.buffers.get(&to).map(|b| b.when_full).unwrap_or_default();
-            Some(Output { tx, when_full, edge: EdgeMetrics::new(&p.name, id, &to) })
+            Some(Output {
+                tx,
+                when_full,
+                edge: EdgeMetrics::new(&p.name, id, &to),
+            })
         })
         .collect();
     Emitter::new(outputs, metrics)

@@ -65,7 +65,15 @@ pub(crate) struct SourceTask {
 /// Runs a source, rebuilding and restarting it with backoff when it fails
 /// with `Retry::Backoff`.
 pub(crate) async fn run_source(task: SourceTask) {
-    let SourceTask { config, build_cx, first, out, ready, shutdown, failer } = task;
+    let SourceTask {
+        config,
+        build_cx,
+        first,
+        out,
+        ready,
+        shutdown,
+        failer,
+    } = task;
     let id = build_cx.id.clone();
     let metrics = build_cx.metrics.clone();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
@@ -76,7 +84,8 @@ pub(crate) async fn run_source(task: SourceTask) {
             None => match config.build(&build_cx) {
                 Ok(s) => s,
                 Err(e) => {
-                    let err = ComponentError::external("rebuild", format!("rebuilding source: {e}"));
+                    let err =
+                        ComponentError::external("rebuild", format!("rebuilding source: {e}"));
                     log_error(&metrics, &err, "receiving");
                     if wait_or_shutdown(&shutdown, backoff.next_delay()).await {
                         break;
@@ -153,11 +162,11 @@ pub(crate) async fn run_transform(
                     let started = Instant::now();
                     let r = t.process(msg, &mut out).await;
                     metrics.processing(started.elapsed());
-                    if let Err(e) = &r {
-                        if e.retry == Retry::Backoff {
-                            // The batch could not be processed; say so in the drop counters.
-                            metrics.discarded("processing_error", false, rows as u64);
-                        }
+                    if let Err(e) = &r
+                        && e.retry == Retry::Backoff
+                    {
+                        // The batch could not be processed; say so in the drop counters.
+                        metrics.discarded("processing_error", false, rows as u64);
                     }
                     r
                 }
@@ -165,10 +174,10 @@ pub(crate) async fn run_transform(
             },
             now = next_tick(&mut ticker) => t.on_tick(now, &mut out).await,
         };
-        if let Err(e) = result {
-            if !handle_transform_error(&metrics, &failer, &id, e) {
-                return;
-            }
+        if let Err(e) = result
+            && !handle_transform_error(&metrics, &failer, &id, e)
+        {
+            return;
         }
     }
     if let Err(e) = t.finish(&mut out).await {

@@ -3,9 +3,9 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
 
 use crate::{
     AnySinkConfig, AnySourceConfig, AnyTransformConfig, SINK_KINDS, SOURCE_KINDS, TRANSFORM_KINDS,
@@ -15,7 +15,9 @@ use crate::{
 fn read_type<'de, A: MapAccess<'de>>(map: &mut A) -> Result<String, A::Error> {
     match map.next_key::<String>()?.as_deref() {
         Some("type") => map.next_value(),
-        Some(k) => Err(de::Error::custom(format!("`type` must be the first key, found `{k}`"))),
+        Some(k) => Err(de::Error::custom(format!(
+            "`type` must be the first key, found `{k}`"
+        ))),
         None => Err(de::Error::missing_field("type")),
     }
 }

@@ -1,7 +1,7 @@
 //! Running components: static dispatch over the closed set of plugins.
 
-use tokio::time::Instant;
 use std::time::Duration;
+use tokio::time::Instant;
 
 use sluice_core::{ComponentError, Emitter, Msg, Sink, Source, SourceCx, Transform};
 use sluice_plugin_io::{ConsoleSink, FileSink};
@@ -23,6 +23,9 @@ pub enum AnyTransform {
 }
 
 /// Any running sink.
+// Built once per component and never moved on the data path, so the size of
+// the largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum AnySink {
     /// MQTT publisher.
     Mqtt(MqttSink),

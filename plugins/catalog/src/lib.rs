@@ -45,6 +45,8 @@ pub enum AnyTransformConfig {
 }
 
 /// Config of any sink.
+// Parsed once per component; not worth boxing the largest variant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum AnySinkConfig {
     /// `type: mqtt`

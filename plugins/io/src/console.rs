@@ -46,7 +46,11 @@ impl SinkConfig for ConsoleSinkConfig {
     fn check(&self, _input: &SchemaRef, _v: &mut Validator) {}
 
     fn build(&self, cx: &BuildCx) -> Result<ConsoleSink, BuildError> {
-        Ok(ConsoleSink { id: cx.id.to_string(), format: self.format, out: tokio::io::stdout() })
+        Ok(ConsoleSink {
+            id: cx.id.to_string(),
+            format: self.format,
+            out: tokio::io::stdout(),
+        })
     }
 }
 
@@ -101,8 +105,11 @@ mod tests {
 
     #[test]
     fn table_format_names_the_component_and_shows_values() {
-        let b = RecordBatch::try_from_iter([("n", Arc::new(Int64Array::from(vec![42])) as _)]).unwrap();
-        let text = String::from_utf8(render("digest", ConsoleFormat::Table, &Msg::Rows(b)).unwrap()).unwrap();
+        let b =
+            RecordBatch::try_from_iter([("n", Arc::new(Int64Array::from(vec![42])) as _)]).unwrap();
+        let text =
+            String::from_utf8(render("digest", ConsoleFormat::Table, &Msg::Rows(b)).unwrap())
+                .unwrap();
         assert!(text.starts_with("[digest]\n"), "{text}");
         assert!(text.contains("| 42 |"), "{text}");
     }

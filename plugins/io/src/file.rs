@@ -47,15 +47,20 @@ impl SinkConfig for FileSinkConfig {
     fn build(&self, _cx: &BuildCx) -> Result<FileSink, BuildError> {
         let path = PathBuf::from(self.path.as_str());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| BuildError::context(format!("creating directory {}", dir.display()), e))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                BuildError::context(format!("creating directory {}", dir.display()), e)
+            })?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| BuildError::context(format!("opening {}", path.display()), e))?;
-        Ok(FileSink { path, file: File::from_std(file), sync_every_batch: self.sync_every_batch })
+        Ok(FileSink {
+            path,
+            file: File::from_std(file),
+            sync_every_batch: self.sync_every_batch,
+        })
     }
 }
 
@@ -84,10 +89,10 @@ impl Sink for FileSink {
         if let Err(e) = self.file.write_all(&lines).await {
             return Err(self.io_error("writing", e));
         }
-        if self.sync_every_batch {
-            if let Err(e) = self.file.sync_data().await {
-                return Err(self.io_error("syncing", e));
-            }
+        if self.sync_every_batch
+            && let Err(e) = self.file.sync_data().await
+        {
+            return Err(self.io_error("syncing", e));
         }
         Ok(())
     }
@@ -117,7 +122,12 @@ mod tests {
             pipeline: "p".into(),
             id: "out".into(),
             input_schema: None,
-            metrics: ComponentMetrics::new(ComponentLabels::new("p", "out", ComponentKind::Sink, "file")),
+            metrics: ComponentMetrics::new(ComponentLabels::new(
+                "p",
+                "out",
+                ComponentKind::Sink,
+                "file",
+            )),
         }
     }
 
@@ -142,8 +152,10 @@ mod tests {
             sink.flush().await.unwrap();
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let rows: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[1], serde_json::json!({"device": "d2", "v": 2.5}));
     }

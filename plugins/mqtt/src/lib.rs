@@ -4,7 +4,10 @@
 //!   filters and decodes JSON payloads into micro-batches of a declared schema
 //!   plus a `_topic` column.
 //! - [`MqttSinkConfig`] (`type: mqtt` under `sinks`) publishes rows as JSON,
-//!   one message per row to a templated topic, or one array per batch.
+//!   one message per row to a templated topic, or one array per batch. With
+//!   `outbox`, rows are committed to a durable SQLite outbox before `write`
+//!   returns and a forwarder publishes them at QoS 1, deleting each entry
+//!   after its PUBACK.
 //!
 //! Both reconnect on their own with jittered exponential backoff and report
 //! `sluice_link_up`, `sluice_mqtt_connection_errors_total` and
@@ -14,6 +17,8 @@
 
 pub mod decode;
 mod droplog;
+mod durable;
+mod forward;
 mod options;
 mod publisher;
 mod sink;

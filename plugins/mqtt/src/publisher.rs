@@ -5,9 +5,9 @@
 //! queued, so the n-th new `Outgoing::Publish` belongs to the n-th queued
 //! message. Messages are kept until their PUBACK (QoS 1) or PUBCOMP (QoS 2):
 //! when the broker starts a new session after a reconnect, rumqttc forgets its
-//! unacknowledged packets and this tracker publishes them again, in order. A
-//! durable outbox replaces the in-memory `unsent` queue without changing this
-//! protocol.
+//! unacknowledged packets and this tracker publishes them again, in order.
+//! With an outbox, the forwarder feeds messages whose `seq` is the outbox id
+//! and is told each completed `seq` (see [`PublisherConfig::acked`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -99,9 +99,9 @@ impl Tracker {
         false
     }
 
-    /// The broker completed `pkid`. Returns `true` when it was ours and unacked.
-    fn on_acked(&mut self, pkid: u16) -> bool {
-        self.inflight.remove(&pkid).is_some()
+    /// The broker completed `pkid`. Returns the message when it was ours and unacked.
+    fn on_acked(&mut self, pkid: u16) -> Option<Message> {
+        self.inflight.remove(&pkid)
     }
 
     /// The broker started a new session: rumqttc dropped what it held, so all
@@ -129,6 +129,10 @@ pub(crate) struct PublisherConfig {
     pub reconnect: ReconnectConfig,
     pub pipeline: Arc<str>,
     pub id: Arc<str>,
+    /// With an outbox: receives the `seq` of every completed message, so the
+    /// outbox entry with that id can be acknowledged. Messages still tracked
+    /// when the task ends stay in the outbox instead of being lost.
+    pub acked: Option<mpsc::UnboundedSender<u64>>,
 }
 
 /// The sink's side of a publisher task.
@@ -167,6 +171,7 @@ impl Publisher {
             completed: 0,
             link_up: false,
             had_error: false,
+            ever_connected: false,
             published: metrics.counter(names::MQTT_PUBLISHED_MESSAGES_TOTAL),
             link_gauge: metrics.gauge(names::LINK_UP),
             connection_errors: metrics.counter(names::MQTT_CONNECTION_ERRORS_TOTAL),
@@ -203,11 +208,23 @@ impl Publisher {
         topic: String,
         payload: Bytes,
     ) -> Result<(), ComponentError> {
+        self.publish_seq(self.accepted, topic, payload).await
+    }
+
+    /// Like [`Publisher::publish`] with the caller's `seq` (an outbox id),
+    /// which orders re-publication after a lost session and is reported on
+    /// [`PublisherConfig::acked`] once the broker acknowledged the message.
+    pub(crate) async fn publish_seq(
+        &mut self,
+        seq: u64,
+        topic: String,
+        payload: Bytes,
+    ) -> Result<(), ComponentError> {
         if !*self.link.borrow() {
             return Err(link_lost());
         }
         let msg = Message {
-            seq: self.accepted,
+            seq,
             topic,
             payload,
         };
@@ -286,7 +303,10 @@ struct Task {
     tracker: Tracker,
     completed: u64,
     link_up: bool,
+    /// A connection attempt failed or the link dropped since the last ConnAck.
     had_error: bool,
+    /// A ConnAck arrived at least once: later ones are reconnects.
+    ever_connected: bool,
     backoff: Backoff,
     published: Counter,
     link_gauge: Gauge,
@@ -338,7 +358,12 @@ impl Task {
         }
         self.set_link(false);
         let lost = self.tracker.len() + self.rx.len();
-        if lost > 0 {
+        if lost > 0 && self.cfg.acked.is_some() {
+            info!(
+                pipeline = %self.cfg.pipeline, component = %self.cfg.id, messages = lost,
+                "MQTT forwarder stopped; unacknowledged messages stay in the outbox."
+            );
+        } else if lost > 0 {
             error!(
                 pipeline = %self.cfg.pipeline, component = %self.cfg.id, messages = lost,
                 "MQTT sink stopped with unacknowledged messages; they are lost."
@@ -349,10 +374,11 @@ impl Task {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Incoming(Packet::ConnAck(ack)) => {
-                if self.had_error {
+                if self.had_error && self.ever_connected {
                     self.reconnects.increment(1);
                 }
                 self.had_error = false;
+                self.ever_connected = true;
                 self.backoff.reset();
                 if !ack.session_present {
                     let resent = self.tracker.on_session_lost();
@@ -383,9 +409,18 @@ impl Task {
     }
 
     fn complete(&mut self, pkid: u16) {
-        if self.tracker.on_acked(pkid) {
+        if let Some(m) = self.tracker.on_acked(pkid) {
+            self.report_acked(m.seq);
             self.completed_one();
             self.pump();
+        }
+    }
+
+    fn report_acked(&self, seq: u64) {
+        if let Some(acked) = &self.cfg.acked {
+            // The receiver is gone only when the forwarder stopped; the entry
+            // then stays in the outbox and is sent again (at-least-once).
+            acked.send(seq).ok();
         }
     }
 
@@ -427,6 +462,7 @@ impl Task {
                 // The sink sanitises topics before accepting them; this only
                 // guards the invariant so one bad message cannot stall the queue.
                 self.tracker.reject_last_handed();
+                self.report_acked(m.seq);
                 self.metrics.discarded("invalid_topic", false, 1);
                 self.completed_one();
                 error!(pipeline = %self.cfg.pipeline, component = %self.cfg.id, "Dropped MQTT message with an invalid topic.");
@@ -477,8 +513,8 @@ mod tests {
         t.on_sent(8, QoS::AtLeastOnce);
         assert_eq!(t.inflight.get(&7).unwrap().seq, 0);
         assert_eq!(t.inflight.get(&8).unwrap().seq, 1);
-        assert!(t.on_acked(7));
-        assert!(!t.on_acked(7), "a duplicate ack completes nothing");
+        assert_eq!(t.on_acked(7).unwrap().seq, 0);
+        assert!(t.on_acked(7).is_none(), "a duplicate ack completes nothing");
         assert_eq!(t.len(), 2);
     }
 
@@ -508,7 +544,7 @@ mod tests {
         }
         t.on_sent(9, QoS::AtLeastOnce);
         t.on_sent(3, QoS::AtLeastOnce);
-        assert!(t.on_acked(9));
+        assert!(t.on_acked(9).is_some());
         assert_eq!(t.on_session_lost(), 2);
         assert_eq!(seqs(&t), vec![1, 2, 3, 4]);
         assert_eq!(t.in_window(), 0);

@@ -13,8 +13,11 @@ use sluice_core::{
     BufferConfig, BuildCx, BuildError, ByteSize, ComponentError, ComponentMetrics, EnvString,
     HumanDuration, Msg, Sink, SinkConfig, Validator,
 };
+use sluice_outbox::OutboxConfig;
 use tracing::error;
 
+use crate::durable::Store;
+use crate::forward::Forwarder;
 use crate::options::{
     ConnectionSpec, Qos, ReconnectConfig, TlsConfig, default_client_id, default_keep_alive,
     default_max_packet_size,
@@ -72,6 +75,11 @@ pub struct MqttSinkConfig {
     /// bigger single rows are dropped and counted as `payload_too_large`.
     #[serde(default = "default_max_packet_size")]
     pub max_packet_size: ByteSize,
+    /// Durable store-and-forward: rows are committed to this SQLite outbox
+    /// before `write` returns and published from it at QoS 1 by a forwarder;
+    /// each per-row message carries its outbox id as `_id`. Off when absent.
+    #[serde(default)]
+    pub outbox: Option<OutboxConfig>,
 }
 
 fn default_max_inflight() -> NonZeroU16 {
@@ -85,6 +93,9 @@ const LINK_WAIT: Duration = Duration::from_secs(5);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `flush` waits for the disconnect after everything was acknowledged.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `flush` waits for the outbox forwarder to stop; unacknowledged
+/// entries stay in the outbox for the next start.
+const FORWARDER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl MqttSinkConfig {
     fn connection(&self) -> ConnectionSpec<'_> {
@@ -100,6 +111,21 @@ impl MqttSinkConfig {
             clean_session: true,
             max_packet_size: self.max_packet_size.0,
             reconnect: self.reconnect,
+        }
+    }
+
+    fn check_outbox(&self, input: &SchemaRef, v: &mut Validator) {
+        let Some(outbox) = &self.outbox else {
+            return;
+        };
+        outbox.check(v);
+        if self.qos != Qos::AtLeastOnce {
+            v.error(&["qos"], "with an `outbox` the sink publishes at QoS 1")
+                .help("remove `qos` or set it to 1");
+        }
+        if !self.batch && input.column_with_name("_id").is_some() {
+            v.error(&["outbox"], "with an `outbox` each message gets an `_id` member, which clashes with the input column `_id`")
+                .help("rename the `_id` column upstream");
         }
     }
 
@@ -145,6 +171,7 @@ impl SinkConfig for MqttSinkConfig {
     fn check(&self, input: &SchemaRef, v: &mut Validator) {
         self.connection().check(v);
         self.check_topic(input, v);
+        self.check_outbox(input, v);
     }
 
     fn build(&self, cx: &BuildCx) -> Result<MqttSink, BuildError> {
@@ -152,6 +179,7 @@ impl SinkConfig for MqttSinkConfig {
         let mut v = Validator::new();
         self.connection().check(&mut v);
         let topic = self.check_topic(&input, &mut v);
+        self.check_outbox(&input, &mut v);
         let topic = match topic {
             Some(t) if !v.has_errors() => t,
             _ => {
@@ -163,7 +191,14 @@ impl SinkConfig for MqttSinkConfig {
             .connection()
             .mqtt_options(&default_client_id(&cx.pipeline, &cx.id))?;
         options.set_inflight(self.max_inflight.get());
-        Ok(MqttSink {
+        let store = match &self.outbox {
+            Some(cfg) => Some(
+                Store::open(cfg, &cx.pipeline, &cx.id, &cx.metrics)
+                    .map_err(|e| BuildError::msg(format!("outbox: {e}")))?,
+            ),
+            None => None,
+        };
+        let mut sink = MqttSink {
             publisher_cfg: PublisherConfig {
                 options,
                 qos: self.qos.to_rumqttc(),
@@ -172,13 +207,23 @@ impl SinkConfig for MqttSinkConfig {
                 reconnect: self.reconnect,
                 pipeline: cx.pipeline.clone(),
                 id: cx.id.clone(),
+                acked: None,
             },
             metrics: cx.metrics.clone(),
             topic,
             batch: self.batch,
+            retain: self.retain,
             max_packet_size: usize::try_from(self.max_packet_size.0).unwrap_or(usize::MAX),
             publisher: None,
-        })
+            store,
+            forwarder: None,
+        };
+        // Entries left from a previous run are sent without waiting for the
+        // first write when a runtime is already running.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            sink.ensure_forwarder();
+        }
+        Ok(sink)
     }
 }
 
@@ -190,8 +235,14 @@ pub struct MqttSink {
     topic: TopicTemplate,
     batch: bool,
     max_packet_size: usize,
+    retain: bool,
     /// Spawned on the first write, because `build` runs outside the runtime.
     publisher: Option<Publisher>,
+    /// The outbox, when configured: `write` commits to it and the forwarder
+    /// publishes from it.
+    store: Option<Store>,
+    /// Spawned at build inside a runtime, else on the first write.
+    forwarder: Option<Forwarder>,
 }
 
 /// Messages of one batch, and the rows that could not become messages.
@@ -203,6 +254,16 @@ struct Encoded {
 }
 
 impl MqttSink {
+    fn ensure_forwarder(&mut self) {
+        if let (Some(store), None) = (&self.store, &self.forwarder) {
+            self.forwarder = Some(Forwarder::spawn(
+                store.clone(),
+                self.publisher_cfg.clone(),
+                &self.metrics,
+            ));
+        }
+    }
+
     /// Whether a PUBLISH of `payload` to `topic` stays within the packet limit
     /// (remaining length: topic length prefix, topic, packet id, payload).
     fn fits(&self, topic: &str, payload: usize) -> bool {
@@ -304,6 +365,11 @@ impl Sink for MqttSink {
         if enc.messages.is_empty() {
             return Ok(());
         }
+        if let Some(store) = &self.store {
+            let store = store.clone();
+            self.ensure_forwarder();
+            return store.append(enc.messages, self.retain).await;
+        }
         let cfg = &self.publisher_cfg;
         let metrics = &self.metrics;
         let publisher = self
@@ -327,6 +393,9 @@ impl Sink for MqttSink {
     }
 
     async fn flush(&mut self) -> Result<(), ComponentError> {
+        if let Some(forwarder) = self.forwarder.take() {
+            forwarder.stop(FORWARDER_STOP_TIMEOUT).await;
+        }
         let Some(mut publisher) = self.publisher.take() else {
             return Ok(());
         };
@@ -418,6 +487,24 @@ mod tests {
         assert_eq!(c.max_inflight.get(), 100);
         assert_eq!(c.buffer, BufferConfig::default());
         assert!(problems(&c).is_empty());
+    }
+
+    #[test]
+    fn outbox_settings_are_checked_under_the_outbox_key_and_require_qos_1() {
+        let p = problems(&config(&[
+            ("outbox", serde_json::json!({ "path": " " })),
+            ("qos", "at_most_once".into()),
+        ]));
+        let paths: Vec<&str> = p.iter().map(|(path, _)| path.as_str()).collect();
+        assert!(paths.contains(&"outbox.path"), "{p:?}");
+        assert!(paths.contains(&"qos"), "{p:?}");
+        assert!(
+            problems(&config(&[(
+                "outbox",
+                serde_json::json!({ "path": "o.db" })
+            )]))
+            .is_empty()
+        );
     }
 
     #[test]

@@ -58,7 +58,12 @@ impl ComponentLabels {
         kind: ComponentKind,
         component_type: &'static str,
     ) -> Self {
-        Self { pipeline: pipeline.into(), component_id: component_id.into(), kind, component_type }
+        Self {
+            pipeline: pipeline.into(),
+            component_id: component_id.into(),
+            kind,
+            component_type,
+        }
     }
 
     fn base(&self) -> Vec<Label> {
@@ -137,7 +142,8 @@ impl ComponentMetrics {
         let intentional = if intentional { "true" } else { "false" };
         metrics::counter!(
             COMPONENT_DISCARDED_ROWS_TOTAL,
-            self.labels.with(&[("reason", reason), ("intentional", intentional)])
+            self.labels
+                .with(&[("reason", reason), ("intentional", intentional)])
         )
         .increment(rows);
     }
@@ -173,7 +179,11 @@ impl ComponentMetrics {
     }
 
     /// A counter with the component's labels plus `extra` bounded labels.
-    pub fn counter_with(&self, name: &'static str, extra: &[(&'static str, &'static str)]) -> Counter {
+    pub fn counter_with(
+        &self,
+        name: &'static str,
+        extra: &[(&'static str, &'static str)],
+    ) -> Counter {
         metrics::counter!(name, self.labels.with(extra))
     }
 }
@@ -246,21 +256,115 @@ impl InputMetrics {
 
 /// Registers help texts for every metric name with the installed recorder.
 pub fn describe_all() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(COMPONENT_RECEIVED_ROWS_TOTAL, Unit::Count, "Rows received by a component.");
-    describe_counter!(COMPONENT_RECEIVED_BATCHES_TOTAL, Unit::Count, "Batches received by a component.");
-    describe_counter!(COMPONENT_RECEIVED_BYTES_TOTAL, Unit::Bytes, "Bytes received by a component (sources: payload bytes).");
-    describe_counter!(COMPONENT_SENT_ROWS_TOTAL, Unit::Count, "Rows sent downstream by a component.");
-    describe_counter!(COMPONENT_SENT_BATCHES_TOTAL, Unit::Count, "Batches sent downstream by a component.");
-    describe_counter!(COMPONENT_DISCARDED_ROWS_TOTAL, Unit::Count, "Rows dropped by a component, by reason.");
-    describe_counter!(COMPONENT_ERRORS_TOTAL, Unit::Count, "Errors of a component, by code, kind and stage.");
-    describe_histogram!(COMPONENT_PROCESSING_SECONDS, Unit::Seconds, "Time to process one batch.");
-    describe_counter!(COMPONENT_RESTARTS_TOTAL, Unit::Count, "Restarts of a component by the supervisor.");
-    describe_counter!(EDGE_SENT_BATCHES_TOTAL, Unit::Count, "Batches put on an edge.");
-    describe_counter!(EDGE_RECEIVED_BATCHES_TOTAL, Unit::Count, "Batches taken off an edge.");
-    describe_gauge!(EDGE_QUEUE_BATCHES, Unit::Count, "Batches waiting on an edge.");
-    describe_counter!(MQTT_CONNECTION_ERRORS_TOTAL, Unit::Count, "MQTT connection errors.");
-    describe_counter!(MQTT_RECONNECTS_TOTAL, Unit::Count, "MQTT reconnects after a lost connection.");
-    describe_counter!(MQTT_PUBLISHED_MESSAGES_TOTAL, Unit::Count, "Messages published by an MQTT sink.");
-    describe_gauge!(LINK_UP, Unit::Count, "Whether a component's upstream link is up (1) or down (0).");
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        COMPONENT_RECEIVED_ROWS_TOTAL,
+        Unit::Count,
+        "Rows received by a component."
+    );
+    describe_counter!(
+        COMPONENT_RECEIVED_BATCHES_TOTAL,
+        Unit::Count,
+        "Batches received by a component."
+    );
+    describe_counter!(
+        COMPONENT_RECEIVED_BYTES_TOTAL,
+        Unit::Bytes,
+        "Bytes received by a component (sources: payload bytes)."
+    );
+    describe_counter!(
+        COMPONENT_SENT_ROWS_TOTAL,
+        Unit::Count,
+        "Rows sent downstream by a component."
+    );
+    describe_counter!(
+        COMPONENT_SENT_BATCHES_TOTAL,
+        Unit::Count,
+        "Batches sent downstream by a component."
+    );
+    describe_counter!(
+        COMPONENT_DISCARDED_ROWS_TOTAL,
+        Unit::Count,
+        "Rows dropped by a component, by reason."
+    );
+    describe_counter!(
+        COMPONENT_ERRORS_TOTAL,
+        Unit::Count,
+        "Errors of a component, by code, kind and stage."
+    );
+    describe_histogram!(
+        COMPONENT_PROCESSING_SECONDS,
+        Unit::Seconds,
+        "Time to process one batch."
+    );
+    describe_counter!(
+        COMPONENT_RESTARTS_TOTAL,
+        Unit::Count,
+        "Restarts of a component by the supervisor."
+    );
+    describe_counter!(
+        EDGE_SENT_BATCHES_TOTAL,
+        Unit::Count,
+        "Batches put on an edge."
+    );
+    describe_counter!(
+        EDGE_RECEIVED_BATCHES_TOTAL,
+        Unit::Count,
+        "Batches taken off an edge."
+    );
+    describe_gauge!(
+        EDGE_QUEUE_BATCHES,
+        Unit::Count,
+        "Batches waiting on an edge."
+    );
+    describe_counter!(
+        MQTT_CONNECTION_ERRORS_TOTAL,
+        Unit::Count,
+        "MQTT connection errors."
+    );
+    describe_counter!(
+        MQTT_RECONNECTS_TOTAL,
+        Unit::Count,
+        "MQTT reconnects after a lost connection."
+    );
+    describe_counter!(
+        MQTT_PUBLISHED_MESSAGES_TOTAL,
+        Unit::Count,
+        "Messages published by an MQTT sink."
+    );
+    describe_gauge!(
+        OUTBOX_STORED_ROWS,
+        Unit::Count,
+        "Entries waiting in an outbox."
+    );
+    describe_gauge!(
+        OUTBOX_STORED_BYTES,
+        Unit::Bytes,
+        "Bytes waiting in an outbox."
+    );
+    describe_gauge!(
+        OUTBOX_OLDEST_AGE_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest entry waiting in an outbox."
+    );
+    describe_counter!(
+        OUTBOX_ACKED_ROWS_TOTAL,
+        Unit::Count,
+        "Outbox entries acknowledged upstream and removed."
+    );
+    describe_counter!(
+        OUTBOX_EVICTED_ROWS_TOTAL,
+        Unit::Count,
+        "Outbox entries evicted, by reason."
+    );
+    describe_counter!(
+        OUTBOX_QUARANTINED_FILES_TOTAL,
+        Unit::Count,
+        "Damaged outbox files moved aside."
+    );
+    describe_gauge!(
+        LINK_UP,
+        Unit::Count,
+        "Whether a component's upstream link is up (1) or down (0)."
+    );
 }

@@ -33,3 +33,15 @@ pub const MQTT_RECONNECTS_TOTAL: &str = "sluice_mqtt_reconnects_total";
 pub const MQTT_PUBLISHED_MESSAGES_TOTAL: &str = "sluice_mqtt_published_messages_total";
 /// Whether a component's link is up (1) or down (0).
 pub const LINK_UP: &str = "sluice_link_up";
+/// Entries waiting in an outbox.
+pub const OUTBOX_STORED_ROWS: &str = "sluice_outbox_stored_rows";
+/// Bytes waiting in an outbox.
+pub const OUTBOX_STORED_BYTES: &str = "sluice_outbox_stored_bytes";
+/// Age of the oldest entry waiting in an outbox.
+pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "sluice_outbox_oldest_age_seconds";
+/// Entries acknowledged by the upstream broker and removed from an outbox.
+pub const OUTBOX_ACKED_ROWS_TOTAL: &str = "sluice_outbox_acked_rows_total";
+/// Entries evicted from an outbox, by `reason`.
+pub const OUTBOX_EVICTED_ROWS_TOTAL: &str = "sluice_outbox_evicted_rows_total";
+/// Damaged outbox files moved aside and replaced.
+pub const OUTBOX_QUARANTINED_FILES_TOTAL: &str = "sluice_outbox_quarantined_files_total";
