@@ -1,4 +1,5 @@
 //! End-to-end checks of the command line: validate, graph and demo.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

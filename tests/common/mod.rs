@@ -1,6 +1,12 @@
 //! Shared helpers of the end-to-end tests: the `sluice` process, HTTP and
 //! Prometheus scraping, and an MQTT publisher.
 #![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::let_underscore_must_use
+)]
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

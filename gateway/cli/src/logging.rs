@@ -21,8 +21,9 @@ pub fn init(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // A second initialisation (only possible in tests) keeps the first subscriber.
-    let _ = match format {
+    match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
-    };
+    }
+    .ok();
 }

@@ -106,10 +106,7 @@ fn main() -> ExitCode {
         Command::Outbox(cmd) => match outbox::run(cmd) {
             Ok(code) => code,
             Err(e) => {
-                let _ = std::io::Write::write_fmt(
-                    &mut std::io::stderr(),
-                    format_args!("error: {e:#}\n"),
-                );
+                eprintln!("error: {e:#}");
                 ExitCode::FAILURE
             }
         },

@@ -1,7 +1,6 @@
 //! `sluice run`: load, start, wait for a signal, drain.
 
 use std::future::Future;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,14 +23,14 @@ pub fn block_on(fut: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode
     {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: starting the async runtime: {e}");
+            eprintln!("error: starting the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match rt.block_on(fut) {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -53,13 +52,13 @@ pub async fn shutdown_signal() {
                 }
             }
             _ => {
-                let _ = tokio::signal::ctrl_c().await;
+                tokio::signal::ctrl_c().await.ok();
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::signal::ctrl_c().await.ok();
     }
 }
 
@@ -67,18 +66,17 @@ pub async fn shutdown_signal() {
 pub fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
     let mut pipelines = Vec::new();
     let mut failed = false;
-    let mut err = std::io::stderr().lock();
     for f in files {
         match sluice_config::load_file(f) {
             Ok(p) => {
                 for w in &p.warnings {
-                    let _ = writeln!(err, "{w}");
+                    eprintln!("{w}");
                 }
                 pipelines.push(p);
             }
             Err(d) => {
                 failed = true;
-                let _ = writeln!(err, "{d}");
+                eprintln!("{d}");
             }
         }
     }
@@ -189,7 +187,9 @@ impl Gateway {
         }
         if let Some((token, handle)) = self.admin {
             token.cancel();
-            let _ = handle.await;
+            if let Err(e) = handle.await {
+                warn!(error = %e, "Admin server task ended abnormally.");
+            }
         }
         let mut code = ExitCode::SUCCESS;
         for s in states {

@@ -7,15 +7,13 @@ use std::process::ExitCode;
 /// Checks every file and prints all diagnostics; non-zero exit on any error.
 pub fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
-    let mut err = std::io::stderr().lock();
     for f in files {
         match sluice_config::load_file(f) {
             Ok(p) => {
                 for w in &p.warnings {
-                    let _ = writeln!(err, "{w}");
+                    eprintln!("{w}");
                 }
-                let _ = writeln!(
-                    err,
+                eprintln!(
                     "{}: ok ({} sources, {} transforms, {} sinks)",
                     f.display(),
                     p.sources.len(),
@@ -25,7 +23,7 @@ pub fn validate(files: &[PathBuf]) -> ExitCode {
             }
             Err(diags) => {
                 failed = true;
-                let _ = writeln!(err, "{diags}");
+                eprintln!("{diags}");
             }
         }
     }
@@ -39,12 +37,15 @@ pub fn validate(files: &[PathBuf]) -> ExitCode {
 /// Prints the Mermaid graph of a pipeline on stdout.
 pub fn graph(file: &Path) -> ExitCode {
     match sluice_config::load_file(file) {
-        Ok(p) => {
-            let _ = writeln!(std::io::stdout().lock(), "{}", sluice_config::mermaid(&p));
-            ExitCode::SUCCESS
-        }
+        Ok(p) => match writeln!(std::io::stdout().lock(), "{}", sluice_config::mermaid(&p)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: writing to stdout: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Err(diags) => {
-            let _ = writeln!(std::io::stderr().lock(), "{diags}");
+            eprintln!("{diags}");
             ExitCode::FAILURE
         }
     }

@@ -112,7 +112,7 @@ impl RunningPipeline {
             let out = emitter(p, id, &wiring, build_cx.metrics.clone());
             spawns.push((
                 id.clone(),
-                Spawn::Source(SourceTask {
+                Spawn::Source(Box::new(SourceTask {
                     config: c.clone(),
                     build_cx,
                     first,
@@ -120,7 +120,7 @@ impl RunningPipeline {
                     ready: flag,
                     shutdown: sources_token.child_token(),
                     failer: failer.clone(),
-                }),
+                })),
             ));
         }
         for (id, c) in &p.transforms {
@@ -141,7 +141,7 @@ impl RunningPipeline {
         let mut tasks = Vec::with_capacity(spawns.len());
         for (id, spawn) in spawns {
             let handle = match spawn {
-                Spawn::Source(task) => tokio::spawn(tasks::run_source(task)),
+                Spawn::Source(task) => tokio::spawn(tasks::run_source(*task)),
                 Spawn::Transform(t, out) => {
                     let rx = take_rx(&mut wiring, &id);
                     tokio::spawn(tasks::run_transform(
@@ -199,8 +199,11 @@ impl RunningPipeline {
     /// failed and drained).
     pub async fn wait(&mut self) {
         for (_, h) in &mut self.tasks {
-            if !h.is_finished() {
-                let _ = h.await;
+            if !h.is_finished()
+                && let Err(e) = h.await
+                && e.is_panic()
+            {
+                error!(pipeline = %self.name, error = %e, "A component task panicked.");
             }
         }
     }
@@ -233,8 +236,10 @@ impl RunningPipeline {
     }
 }
 
+// Lives only during start-up, once per component.
+#[allow(clippy::large_enum_variant)]
 enum Spawn {
-    Source(SourceTask),
+    Source(Box<SourceTask>),
     Transform(sluice_plugins::AnyTransform, Emitter),
     Sink(sluice_plugins::AnySink, ComponentMetrics),
 }

@@ -1,0 +1,36 @@
+//! `type: anomaly`: scores sensor rows with an ONNX model over a window of
+//! each key's recent values and flags the anomalous ones.
+//!
+//! ```yaml
+//! anomaly:
+//!   type: anomaly
+//!   inputs: [telemetry]
+//!   model: models/anomaly/univariate-h32.onnx
+//!   key: device
+//!   features: [temperature]
+//!   history: 32
+//!   threshold: { calibrate: 5m, quantile: 0.999 }
+//! ```
+//!
+//! Output: the input columns plus `anomaly_score` (the model's output; the
+//! shipped models give a probability in 0..1) and `is_anomaly`, both null
+//! until the row's key has seen `warmup` rows (and, with a calibrated
+//! threshold, `is_anomaly` stays null while the key learns its threshold).
+
+mod config;
+mod eval;
+mod model;
+pub mod names;
+mod state;
+mod transform;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    AnomalyConfig, CalibrateConfig, DEFAULT_THRESHOLD, FLAG_COLUMN, OnInvalid, SCORE_COLUMN,
+    Threshold, output_schema,
+};
+pub use eval::{EvalError, EvalOptions, EvalReport, evaluate_csv};
+pub use model::{BUCKETS, ModelError, ScoringModel, sha256_hex};
+pub use transform::AnomalyTransform;
