@@ -1,7 +1,7 @@
 //! `sluice run`: load, start, wait for a signal, drain.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -62,24 +62,27 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Loads every file, printing all diagnostics; fails if any file has errors.
-pub fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
-    let mut pipelines = Vec::new();
-    let mut failed = false;
-    for f in files {
-        match sluice_config::load_file(f) {
-            Ok(p) => {
-                for w in &p.warnings {
-                    eprintln!("{w}");
-                }
-                pipelines.push(p);
+/// Loads one file, printing its warnings or all of its diagnostics.
+pub fn load_reporting(file: &Path) -> Option<Pipeline> {
+    match sluice_config::load_file(file) {
+        Ok(p) => {
+            for w in &p.warnings {
+                eprintln!("{w}");
             }
-            Err(d) => {
-                failed = true;
-                eprintln!("{d}");
-            }
+            Some(p)
+        }
+        Err(d) => {
+            eprintln!("{d}");
+            None
         }
     }
+}
+
+/// Loads every file, printing all diagnostics; fails if any file has errors.
+pub fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
+    let loaded: Vec<Option<Pipeline>> = files.iter().map(|f| load_reporting(f)).collect();
+    let failed = loaded.iter().any(Option::is_none);
+    let pipelines = loaded.into_iter().flatten().collect();
     anyhow::ensure!(
         !failed,
         "invalid pipeline configuration; nothing was started"

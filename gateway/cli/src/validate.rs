@@ -8,23 +8,15 @@ use std::process::ExitCode;
 pub fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for f in files {
-        match sluice_config::load_file(f) {
-            Ok(p) => {
-                for w in &p.warnings {
-                    eprintln!("{w}");
-                }
-                eprintln!(
-                    "{}: ok ({} sources, {} transforms, {} sinks)",
-                    f.display(),
-                    p.sources.len(),
-                    p.transforms.len(),
-                    p.sinks.len()
-                );
-            }
-            Err(diags) => {
-                failed = true;
-                eprintln!("{diags}");
-            }
+        match crate::run::load_reporting(f) {
+            Some(p) => eprintln!(
+                "{}: ok ({} sources, {} transforms, {} sinks)",
+                f.display(),
+                p.sources.len(),
+                p.transforms.len(),
+                p.sinks.len()
+            ),
+            None => failed = true,
         }
     }
     if failed {

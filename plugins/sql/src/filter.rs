@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::engine::session;
-use crate::util::{LOG_EVERY, LogLimiter, conform, errors_to_build_error};
+use crate::util::{LOG_EVERY, LogLimiter, accept, errors_to_build_error};
 
 /// Keeps the rows matching a SQL boolean predicate; drops (and counts) the rest.
 #[derive(Debug, Clone, Deserialize)]
@@ -209,12 +209,7 @@ impl Transform for FilterTransform {
     async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
         let Msg::Rows(batch) = msg;
         let rows = batch.num_rows();
-        if rows == 0 {
-            return Ok(());
-        }
-        let Some(batch) = conform(batch, &self.input_schema) else {
-            self.metrics
-                .discarded("schema_mismatch", false, rows as u64);
+        let Some(batch) = accept(batch, &self.input_schema, &self.metrics) else {
             return Ok(());
         };
         match self.apply(&batch) {

@@ -7,7 +7,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use sluice_core::schema::same_columns;
 use sluice_core::validate::Severity;
-use sluice_core::{BuildError, Validator};
+use sluice_core::{BuildError, ComponentMetrics, Validator};
 use tokio::time::Instant;
 
 /// At most one warning per this interval for each kind of per-row problem.
@@ -27,6 +27,24 @@ pub fn conform(batch: RecordBatch, schema: &SchemaRef) -> Option<RecordBatch> {
         return None;
     }
     RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).ok()
+}
+
+/// The input prologue of every transform here: skips empty batches and
+/// conforms the rest to `schema`, counting a mismatch as `schema_mismatch`.
+pub fn accept(
+    batch: RecordBatch,
+    schema: &SchemaRef,
+    metrics: &ComponentMetrics,
+) -> Option<RecordBatch> {
+    let rows = batch.num_rows();
+    if rows == 0 {
+        return None;
+    }
+    let conformed = conform(batch, schema);
+    if conformed.is_none() {
+        metrics.discarded("schema_mismatch", false, rows as u64);
+    }
+    conformed
 }
 
 /// Renders validation errors into one build error.

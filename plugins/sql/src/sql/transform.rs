@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use super::config::{Planned, SqlConfig};
 use crate::engine::QueryEngine;
 use crate::panes::{ClosedWindow, Inserted, Panes};
-use crate::util::{LOG_EVERY, LogLimiter, conform};
+use crate::util::{LOG_EVERY, LogLimiter, accept};
 use crate::window::WindowSpec;
 
 /// Runs the `sql` transform's query per closed window or per batch.
@@ -239,12 +239,7 @@ impl Transform for SqlTransform {
     async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
         let Msg::Rows(batch) = msg;
         let rows = batch.num_rows();
-        if rows == 0 {
-            return Ok(());
-        }
-        let Some(batch) = conform(batch, &self.input_schema) else {
-            self.metrics
-                .discarded("schema_mismatch", false, rows as u64);
+        let Some(batch) = accept(batch, &self.input_schema, &self.metrics) else {
             return Ok(());
         };
         let Some(w) = self.windowed.as_mut() else {
