@@ -14,9 +14,7 @@
 //!
 //! impl Transform for Identity {
 //!     async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
-//!         match msg {
-//!             Msg::Rows(batch) => out.emit(batch).await,
-//!         }
+//!         out.emit(msg.into_rows()?).await
 //!     }
 //! }
 //! ```
@@ -31,6 +29,7 @@ pub mod config;
 pub mod emitter;
 pub mod env;
 pub mod error;
+pub mod frame;
 pub mod health;
 pub mod json;
 pub mod metrics;
@@ -45,6 +44,7 @@ pub use config::{BuildCx, SinkConfig, SourceConfig, TransformConfig};
 pub use emitter::{BufferConfig, Emitter, Output, WhenFull};
 pub use env::EnvString;
 pub use error::{BuildError, ComponentError, ErrorKind, Retry};
+pub use frame::{Frame, FrameEncoding};
 pub use health::ReadyFlag;
 pub use metrics::{ComponentKind, ComponentLabels, ComponentMetrics, EdgeMetrics, InputMetrics};
 pub use msg::Msg;
@@ -54,3 +54,4 @@ pub use validate::Validator;
 /// Arrow types re-exported so plugins agree on one version.
 pub use arrow_array;
 pub use arrow_schema;
+pub use bytes;

@@ -1,6 +1,11 @@
 //! The payload carried on every edge of a pipeline.
 
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
+
+use crate::error::ComponentError;
+use crate::frame::Frame;
 
 /// One micro-batch travelling between components.
 ///
@@ -10,6 +15,9 @@ use arrow_array::RecordBatch;
 pub enum Msg {
     /// Rows with the schema of the producing stream.
     Rows(RecordBatch),
+    /// One camera frame. Frame streams only connect to components that take
+    /// frames; the config's graph check rejects any other wiring.
+    Frame(Arc<Frame>),
 }
 
 impl Msg {
@@ -17,6 +25,7 @@ impl Msg {
     pub fn num_rows(&self) -> usize {
         match self {
             Msg::Rows(b) => b.num_rows(),
+            Msg::Frame(_) => 1,
         }
     }
 
@@ -24,6 +33,31 @@ impl Msg {
     pub fn size_bytes(&self) -> usize {
         match self {
             Msg::Rows(b) => b.get_array_memory_size(),
+            Msg::Frame(f) => f.size_bytes(),
         }
     }
+
+    /// The rows of a row message, or an error naming the component that got
+    /// a frame where it takes rows (a wiring the graph check should refuse).
+    pub fn rows(&self) -> Result<&RecordBatch, ComponentError> {
+        match self {
+            Msg::Rows(b) => Ok(b),
+            Msg::Frame(_) => Err(unexpected_frame()),
+        }
+    }
+
+    /// Like [`Msg::rows`], by value.
+    pub fn into_rows(self) -> Result<RecordBatch, ComponentError> {
+        match self {
+            Msg::Rows(b) => Ok(b),
+            Msg::Frame(_) => Err(unexpected_frame()),
+        }
+    }
+}
+
+fn unexpected_frame() -> ComponentError {
+    ComponentError::internal(
+        "unexpected_frame",
+        "received a camera frame on an input that takes rows",
+    )
 }

@@ -64,7 +64,7 @@ pub struct ConsoleSink {
 
 /// Renders a batch the way the console sink prints it.
 pub fn render(id: &str, format: ConsoleFormat, msg: &Msg) -> Result<Vec<u8>, ComponentError> {
-    let Msg::Rows(batch) = msg;
+    let batch = msg.rows()?;
     let encode = |e: sluice_core::arrow_schema::ArrowError| {
         ComponentError::internal("encode", format!("formatting rows: {e}"))
     };

@@ -81,7 +81,7 @@ impl FileSink {
 
 impl Sink for FileSink {
     async fn write(&mut self, msg: &Msg) -> Result<(), ComponentError> {
-        let Msg::Rows(batch) = msg;
+        let batch = msg.rows()?;
         let lines = sluice_core::json::to_json_lines(batch)
             .map_err(|e| ComponentError::internal("json_encode", format!("encoding rows: {e}")))?;
         // One write per batch: a crash can tear at most the last line, never

@@ -358,9 +358,7 @@ fn topic_error(e: sluice_core::arrow_schema::ArrowError) -> ComponentError {
 
 impl Sink for MqttSink {
     async fn write(&mut self, msg: &Msg) -> Result<(), ComponentError> {
-        let enc = match msg {
-            Msg::Rows(batch) => self.encode(batch)?,
-        };
+        let enc = self.encode(msg.rows()?)?;
         self.count_dropped(&enc);
         if enc.messages.is_empty() {
             return Ok(());

@@ -207,7 +207,7 @@ impl FilterTransform {
 
 impl Transform for FilterTransform {
     async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
-        let Msg::Rows(batch) = msg;
+        let batch = msg.into_rows()?;
         let rows = batch.num_rows();
         let Some(batch) = accept(batch, &self.input_schema, &self.metrics) else {
             return Ok(());

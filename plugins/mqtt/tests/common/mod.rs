@@ -105,7 +105,7 @@ impl RunningSource {
                 .await
                 .unwrap_or_else(|_| panic!("only {n} of {rows} rows within {WAIT:?}"))
                 .expect("source output closed");
-            let Msg::Rows(b) = msg;
+            let b = msg.into_rows().unwrap();
             n += b.num_rows();
             batches.push(b);
         }

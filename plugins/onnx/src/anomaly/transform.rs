@@ -405,7 +405,7 @@ impl AnomalyTransform {
 
 impl Transform for AnomalyTransform {
     async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
-        let Msg::Rows(batch) = msg;
+        let batch = msg.into_rows()?;
         let rows = batch.num_rows();
         if rows == 0 {
             return Ok(());

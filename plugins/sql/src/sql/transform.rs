@@ -237,7 +237,7 @@ fn tick_for(spec: &WindowSpec, event_time: bool) -> Duration {
 
 impl Transform for SqlTransform {
     async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
-        let Msg::Rows(batch) = msg;
+        let batch = msg.into_rows()?;
         let rows = batch.num_rows();
         let Some(batch) = accept(batch, &self.input_schema, &self.metrics) else {
             return Ok(());

@@ -143,7 +143,7 @@ async fn null_values_are_flagged_when_asked() {
         .process(Msg::Rows(b), &mut h.emitter)
         .await
         .unwrap();
-    let Msg::Rows(out) = h.rx.try_recv().unwrap();
+    let out = h.rx.try_recv().unwrap().into_rows().unwrap();
     assert_eq!(score_and_flag(&out), vec![(None, None), (None, Some(true))]);
 }
 
