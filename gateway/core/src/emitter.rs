@@ -6,6 +6,7 @@ use arrow_array::RecordBatch;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use crate::ack::{Ack, Delivery};
 use crate::error::ComponentError;
 use crate::metrics::{ComponentMetrics, EdgeMetrics};
 use crate::msg::Msg;
@@ -50,7 +51,7 @@ impl Default for BufferConfig {
 #[derive(Debug, Clone)]
 pub struct Output {
     /// Input queue of the downstream component.
-    pub tx: mpsc::Sender<Msg>,
+    pub tx: mpsc::Sender<Delivery>,
     /// Policy of that queue.
     pub when_full: WhenFull,
     /// Edge counters.
@@ -63,12 +64,25 @@ pub struct Output {
 pub struct Emitter {
     outputs: Vec<Output>,
     metrics: ComponentMetrics,
+    /// Ack of the message being processed, attached to everything emitted.
+    ack: Option<Ack>,
 }
 
 impl Emitter {
     /// An emitter over `outputs`, counting into `metrics`.
     pub fn new(outputs: Vec<Output>, metrics: ComponentMetrics) -> Self {
-        Self { outputs, metrics }
+        Self {
+            outputs,
+            metrics,
+            ack: None,
+        }
+    }
+
+    /// Attaches `ack` to everything emitted until the next call; the topology
+    /// sets it to the ack of the message a component is processing, a source
+    /// to the ack of the batch it is about to emit.
+    pub fn set_ack(&mut self, ack: Option<Ack>) {
+        self.ack = ack;
     }
 
     /// The metrics of the emitting component.
@@ -86,15 +100,23 @@ impl Emitter {
     /// Waits for room on `block` edges. Fails with `downstream_closed` only when
     /// every downstream has gone away.
     pub async fn emit(&mut self, batch: RecordBatch) -> Result<(), ComponentError> {
-        let rows = batch.num_rows();
-        if rows == 0 {
+        if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.emit_msg(Msg::Rows(batch)).await
+    }
+
+    /// Sends any payload to every output, like [`Emitter::emit`].
+    pub async fn emit_msg(&mut self, msg: Msg) -> Result<(), ComponentError> {
+        let rows = msg.num_rows();
         let mut delivered = 0usize;
         let n = self.outputs.len();
         for out in &self.outputs {
-            // Arrow arrays are reference counted: cloning a batch is cheap.
-            let msg = Msg::Rows(batch.clone());
+            // Arrow arrays and frames are reference counted: cloning is cheap.
+            let msg = Delivery {
+                msg: msg.clone(),
+                ack: self.ack.clone(),
+            };
             match out.when_full {
                 WhenFull::Block => {
                     if out.tx.send(msg).await.is_ok() {
@@ -137,7 +159,7 @@ mod tests {
             .unwrap()
     }
 
-    fn emitter(outs: Vec<(mpsc::Sender<Msg>, WhenFull)>) -> Emitter {
+    fn emitter(outs: Vec<(mpsc::Sender<Delivery>, WhenFull)>) -> Emitter {
         let m = ComponentMetrics::new(ComponentLabels::new(
             "p",
             "c",
@@ -173,6 +195,23 @@ mod tests {
         e.emit(batch(2)).await.unwrap();
         assert_eq!(ra.recv().await.unwrap().num_rows(), 1);
         assert!(ra.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn attaches_the_current_ack_until_it_is_cleared() {
+        let (a, mut ra) = mpsc::channel(4);
+        let mut e = emitter(vec![(a, WhenFull::Block)]);
+        let mut tracker = crate::ack::AckTracker::new();
+        e.set_ack(Some(tracker.token()));
+        e.emit(batch(1)).await.unwrap();
+        e.set_ack(None);
+        e.emit(batch(2)).await.unwrap();
+        let first = ra.recv().await.unwrap();
+        assert_eq!(first.ack.as_ref().map(|a| a.seq()), Some(0));
+        assert!(ra.recv().await.unwrap().ack.is_none());
+        assert_eq!(tracker.try_settled(), None, "the delivery still holds it");
+        drop(first);
+        assert_eq!(tracker.settled().await.seq, 0);
     }
 
     #[tokio::test]

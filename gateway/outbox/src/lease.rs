@@ -63,6 +63,19 @@ impl Outbox {
         self.cursors.remove(sink);
     }
 
+    /// Hands back leased entries that were never published, so the next
+    /// `lease` of `sink` returns them again, after whatever a higher priority
+    /// holds by then (e.g. after an outage, insights that arrived meanwhile
+    /// go first).
+    pub fn unlease(&mut self, sink: &str, entries: impl IntoIterator<Item = (Priority, i64)>) {
+        if let Some(cursor) = self.cursors.get_mut(sink) {
+            for (p, id) in entries {
+                let slot = p.to_db() as usize;
+                cursor[slot] = cursor[slot].min(id - 1);
+            }
+        }
+    }
+
     /// Whether any entry (of any sink in the file, leased or not) has a
     /// priority above `priority`.
     pub fn has_higher_priority_pending(&self, priority: Priority) -> Result<bool, OutboxError> {

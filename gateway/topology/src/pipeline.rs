@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use sluice_config::Pipeline;
 use sluice_core::{
-    BufferConfig, BuildCx, BuildError, ComponentKind, ComponentLabels, ComponentMetrics,
-    EdgeMetrics, Emitter, InputMetrics, Msg, Output, ReadyFlag,
+    BufferConfig, BuildCx, BuildError, ComponentKind, ComponentLabels, ComponentMetrics, Delivery,
+    EdgeMetrics, Emitter, InputMetrics, Output, ReadyFlag,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -57,8 +57,8 @@ pub struct RunningPipeline {
 }
 
 struct Wiring {
-    txs: HashMap<String, mpsc::Sender<Msg>>,
-    rxs: HashMap<String, mpsc::Receiver<Msg>>,
+    txs: HashMap<String, mpsc::Sender<Delivery>>,
+    rxs: HashMap<String, mpsc::Receiver<Delivery>>,
     buffers: HashMap<String, BufferConfig>,
 }
 
@@ -244,7 +244,7 @@ enum Spawn {
     Sink(sluice_plugins::AnySink, ComponentMetrics),
 }
 
-fn take_rx(w: &mut Wiring, id: &str) -> mpsc::Receiver<Msg> {
+fn take_rx(w: &mut Wiring, id: &str) -> mpsc::Receiver<Delivery> {
     match w.rxs.remove(id) {
         Some(rx) => rx,
         // Every transform and sink got a channel above; a missing one would be

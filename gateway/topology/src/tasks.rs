@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::{
-    BuildCx, ComponentError, ComponentMetrics, Emitter, InputMetrics, Msg, ReadyFlag, Retry, Sink,
-    Source, SourceCx, Transform,
+    BuildCx, ComponentError, ComponentMetrics, Delivery, Emitter, InputMetrics, ReadyFlag, Retry,
+    Sink, Source, SourceCx, Transform,
 };
 use sluice_plugins::{AnySink, AnySourceConfig, AnyTransform};
 use tokio::sync::{mpsc, watch};
@@ -139,7 +139,7 @@ async fn wait_or_shutdown(shutdown: &CancellationToken, d: Duration) -> bool {
 /// Drives a transform until all of its inputs close, then runs `finish`.
 pub(crate) async fn run_transform(
     mut t: AnyTransform,
-    mut rx: mpsc::Receiver<Msg>,
+    mut rx: mpsc::Receiver<Delivery>,
     mut out: Emitter,
     input: InputMetrics,
     failer: Failer,
@@ -155,12 +155,16 @@ pub(crate) async fn run_transform(
         let result = tokio::select! {
             biased;
             msg = rx.recv() => match msg {
-                Some(msg) => {
+                Some(Delivery { msg, ack }) => {
                     input.received();
                     let rows = msg.num_rows();
                     metrics.received(rows, msg.size_bytes());
                     let started = Instant::now();
+                    // Whatever the transform emits for this message carries its
+                    // ack; a window that absorbs the rows releases it here.
+                    out.set_ack(ack);
                     let r = t.process(msg, &mut out).await;
+                    out.set_ack(None);
                     metrics.processing(started.elapsed());
                     if let Err(e) = &r
                         && e.retry == Retry::Backoff
@@ -217,14 +221,16 @@ async fn next_tick(ticker: &mut Option<tokio::time::Interval>) -> Instant {
 /// dropped silently.
 pub(crate) async fn run_sink(
     mut s: AnySink,
-    mut rx: mpsc::Receiver<Msg>,
+    mut rx: mpsc::Receiver<Delivery>,
     metrics: ComponentMetrics,
     input: InputMetrics,
     failer: Failer,
 ) {
     let id = metrics.labels().component_id.clone();
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-    while let Some(msg) = rx.recv().await {
+    // The delivery (and with it the source's ack) is held until the write
+    // succeeded: for a sink with an outbox, until the rows are committed.
+    while let Some(Delivery { msg, ack }) = rx.recv().await {
         input.received();
         metrics.received(msg.num_rows(), msg.size_bytes());
         let started = Instant::now();
@@ -241,12 +247,16 @@ pub(crate) async fn run_sink(
                 Err(e) => {
                     log_error(&metrics, &e, "sending");
                     metrics.discarded("sink_error", false, msg.num_rows() as u64);
+                    if let Some(ack) = &ack {
+                        ack.fail();
+                    }
                     failer.fail(&id, &e);
                     return;
                 }
             }
         }
         metrics.processing(started.elapsed());
+        drop(ack);
     }
     if let Err(e) = s.flush().await {
         log_error(&metrics, &e, "sending");

@@ -18,6 +18,14 @@ use tracing::{error, warn};
 /// How often a blocked append (`on_full: block`) looks for room again.
 const BLOCK_RETRY: Duration = Duration::from_millis(100);
 
+/// Entries handed to the forwarder.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub(crate) entries: Vec<Leased>,
+    /// Higher-priority entries of another sink are waiting.
+    pub(crate) yielded: bool,
+}
+
 /// Shared handle of one sink's outbox.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
@@ -164,11 +172,31 @@ impl Store {
     }
 
     /// Up to `max` entries not yet leased, in delivery order.
-    pub(crate) async fn lease(&self, max: usize) -> Result<Vec<Leased>, ComponentError> {
+    /// Leases up to `max` entries. While another sink of the same outbox
+    /// file holds entries of a higher priority, `yielded` is true and at most
+    /// one entry is leased, and only when `trickle` allows it: insights drain
+    /// first, and bulk data keeps moving slowly even if their link is down.
+    pub(crate) async fn lease(&self, max: usize, trickle: bool) -> Result<Lease, ComponentError> {
         let this = self.clone();
-        blocking(move || lock(&this.outbox).lease(&this.sink, max))
-            .await?
-            .map_err(ComponentError::from)
+        blocking(move || {
+            let mut outbox = lock(&this.outbox);
+            let yielded = this.priority < Priority::High
+                && outbox.has_higher_priority_pending(this.priority)?;
+            let max = match (yielded, trickle) {
+                (false, _) => max,
+                (true, true) => 1,
+                (true, false) => {
+                    return Ok(Lease {
+                        entries: Vec::new(),
+                        yielded,
+                    });
+                }
+            };
+            let entries = outbox.lease(&this.sink, max)?;
+            Ok(Lease { entries, yielded })
+        })
+        .await?
+        .map_err(|e: sluice_outbox::OutboxError| ComponentError::from(e))
     }
 
     /// Deletes the entries the broker acknowledged and counts them.
@@ -193,6 +221,12 @@ impl Store {
     /// Forgets the leases: the next lease starts at the oldest unacked entry.
     pub(crate) fn release(&self) {
         lock(&self.outbox).release(&self.sink);
+    }
+
+    /// Hands back leased entries that were not published (see
+    /// [`Outbox::unlease`]).
+    pub(crate) fn unlease(&self, entries: Vec<(Priority, i64)>) {
+        lock(&self.outbox).unlease(&self.sink, entries);
     }
 }
 

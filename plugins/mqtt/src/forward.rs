@@ -15,7 +15,7 @@ use sluice_core::ComponentMetrics;
 use sluice_outbox::Leased;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::{sleep, timeout};
+use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
@@ -27,6 +27,12 @@ use crate::publisher::{Publisher, PublisherConfig};
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the gauges are refreshed while idle (the oldest age grows).
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a sink looks again while another sink drains higher-priority
+/// entries from the same outbox file...
+const YIELD_PAUSE: Duration = Duration::from_millis(50);
+/// ...and how often it still sends one of its own entries meanwhile, so bulk
+/// data keeps moving when the insights' link is down.
+const TRICKLE_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait for the link before re-checking acks and the stop signal.
 const LINK_POLL: Duration = Duration::from_secs(1);
 
@@ -93,6 +99,7 @@ async fn run(
     let mut publisher = Publisher::spawn(cfg.clone(), &metrics);
     let mut queue: VecDeque<Leased> = VecDeque::new();
     let mut acked: Vec<i64> = Vec::new();
+    let mut last_trickle = Instant::now();
     loop {
         while let Ok(seq) = ack_rx.try_recv() {
             acked.push(id_of(seq));
@@ -111,10 +118,27 @@ async fn run(
             }
         }
         if queue.is_empty() {
-            match store.lease(lease_max).await {
-                Ok(entries) => {
+            let trickle = last_trickle.elapsed() >= TRICKLE_EVERY;
+            match store.lease(lease_max, trickle).await {
+                Ok(lease) => {
                     errors.reset();
-                    queue.extend(entries);
+                    if lease.yielded {
+                        // Another sink's insights are draining: let them go
+                        // first; one bulk entry per `TRICKLE_EVERY` meanwhile.
+                        if !lease.entries.is_empty() {
+                            last_trickle = Instant::now();
+                        }
+                        queue.extend(lease.entries);
+                        if queue.is_empty() {
+                            tokio::select! {
+                                () = stop.cancelled() => break,
+                                () = sleep(YIELD_PAUSE) => {}
+                            }
+                            continue;
+                        }
+                    } else {
+                        queue.extend(lease.entries);
+                    }
                 }
                 Err(e) => {
                     error!(pipeline = %cfg.pipeline, component = %cfg.id, error = %e, "Cannot read the outbox.");
@@ -148,6 +172,9 @@ async fn run(
                 queue.pop_front();
             }
             Err(e) if e.code == "mqtt_link_down" => {
+                // Lease again once the link is back, so that entries of a
+                // higher priority stored meanwhile go first.
+                store.unlease(queue.drain(..).map(|l| (l.priority, l.id)).collect());
                 tokio::select! {
                     biased;
                     () = stop.cancelled() => break,

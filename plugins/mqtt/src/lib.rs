@@ -28,4 +28,4 @@ mod topic;
 pub use decode::{DropReason, JsonDecoder};
 pub use options::{Qos, ReconnectConfig, TlsConfig};
 pub use sink::{MqttSink, MqttSinkConfig};
-pub use source::{Format, MqttSource, MqttSourceConfig, OnBadData};
+pub use source::{AckMode, Format, MqttSource, MqttSourceConfig, OnBadData};

@@ -83,7 +83,7 @@ pub struct MqttSinkConfig {
 }
 
 fn default_max_inflight() -> NonZeroU16 {
-    NonZeroU16::new(100).unwrap_or(NonZeroU16::MIN)
+    NonZeroU16::new(1000).unwrap_or(NonZeroU16::MIN)
 }
 
 /// How long `write` waits for the broker connection before failing with a
@@ -482,7 +482,7 @@ mod tests {
     fn defaults_match_the_documented_values() {
         let c = config(&[]);
         assert_eq!((c.qos, c.retain, c.batch), (Qos::AtLeastOnce, false, false));
-        assert_eq!(c.max_inflight.get(), 100);
+        assert_eq!(c.max_inflight.get(), 1000);
         assert_eq!(c.buffer, BufferConfig::default());
         assert!(problems(&c).is_empty());
     }

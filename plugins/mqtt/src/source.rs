@@ -42,6 +42,19 @@ pub enum OnBadData {
     Fail,
 }
 
+/// When the source acknowledges a QoS 1 message to the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckMode {
+    /// Once the batch holding it has been handled downstream: written by
+    /// every sink (committed to every outbox) or taken into a window. With a
+    /// persistent session nothing acknowledged is lost if the gateway dies.
+    #[default]
+    Downstream,
+    /// As soon as it is read (faster; a crash loses what is in flight).
+    Receive,
+}
+
 /// Config of the `mqtt` source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -83,10 +96,14 @@ pub struct MqttSourceConfig {
     /// ...or this long after its first message arrived.
     #[serde(default = "default_linger")]
     pub linger: HumanDuration,
-    /// Start a new session on every connection. With `false` the broker keeps
-    /// the subscription and queues QoS 1/2 messages while the gateway is away.
+    /// Start a new session on every connection. With `false` (the default)
+    /// the broker keeps the subscription and queues QoS 1 messages while the
+    /// gateway is away, and redelivers those it did not acknowledge.
     #[serde(default = "default_clean_session")]
     pub clean_session: bool,
+    /// When QoS 1 messages are acknowledged to the broker.
+    #[serde(default)]
+    pub ack: AckMode,
     /// What to do with a message that does not match the schema.
     #[serde(default)]
     pub on_bad_data: OnBadData,
@@ -107,7 +124,7 @@ fn default_linger() -> HumanDuration {
 }
 
 fn default_clean_session() -> bool {
-    true
+    false
 }
 
 impl MqttSourceConfig {
@@ -216,9 +233,14 @@ impl SourceConfig for MqttSourceConfig {
                 return Err(BuildError::msg(msgs.join("; ")));
             }
         };
-        let (options, _) = self
+        let (mut options, _) = self
             .connection()
             .mqtt_options(&default_client_id(&cx.pipeline, &cx.id))?;
+        let ack = match self.qos {
+            Qos::AtMostOnce => AckMode::Receive,
+            _ => self.ack,
+        };
+        options.set_manual_acks(ack == AckMode::Downstream);
         let max_batch_rows = self.max_batch_rows.get();
         let fields = self.schema.iter().map(|(n, s)| (n.clone(), *s)).collect();
         Ok(MqttSource {
@@ -229,6 +251,7 @@ impl SourceConfig for MqttSourceConfig {
             max_batch_rows,
             linger: self.linger.0,
             on_bad_data: self.on_bad_data,
+            ack,
             backoff: Backoff::new(self.reconnect),
             link_up: cx.metrics.gauge(names::LINK_UP),
             connection_errors: cx.metrics.counter(names::MQTT_CONNECTION_ERRORS_TOTAL),
@@ -247,12 +270,14 @@ pub struct MqttSource {
     max_batch_rows: usize,
     linger: Duration,
     on_bad_data: OnBadData,
+    ack: AckMode,
     backoff: Backoff,
     link_up: Gauge,
     connection_errors: Counter,
     reconnects: Counter,
 }
 
+mod acks;
 mod run;
 
 #[cfg(test)]
@@ -292,7 +317,8 @@ mod tests {
         assert_eq!(c.max_batch_rows.get(), 1024);
         assert_eq!(c.linger.0, Duration::from_millis(50));
         assert_eq!(c.keep_alive.0, Duration::from_secs(30));
-        assert!(c.clean_session);
+        assert!(!c.clean_session);
+        assert_eq!(c.ack, AckMode::Downstream);
         assert_eq!(c.on_bad_data, OnBadData::Drop);
         assert_eq!(c.reconnect, ReconnectConfig::default());
     }

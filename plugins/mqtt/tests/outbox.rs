@@ -50,15 +50,19 @@ fn rows(from: usize, to: usize) -> Msg {
 }
 
 fn build(pipeline: &str, config: serde_json::Value) -> MqttSink {
+    build_sink(pipeline, "cloud", config)
+}
+
+fn build_sink(pipeline: &str, id: &str, config: serde_json::Value) -> MqttSink {
     capture();
     let config: MqttSinkConfig = serde_json::from_value(config).unwrap();
     let cx = BuildCx {
         pipeline: pipeline.into(),
-        id: "cloud".into(),
+        id: id.into(),
         input_schema: Some(schema()),
         metrics: ComponentMetrics::new(ComponentLabels::new(
             pipeline,
-            "cloud",
+            id,
             ComponentKind::Sink,
             "mqtt",
         )),
@@ -302,4 +306,59 @@ async fn a_garbage_outbox_file_is_moved_aside_counted_and_replaced() {
     let (got, _) = sub.distinct(5).await;
     assert_eq!(got, (0..5).collect::<Vec<_>>());
     sink.flush().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insights_drain_before_bulk_data_sharing_the_outbox_file() {
+    require_mosquitto!();
+    let mut broker = Mosquitto::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let prefix = unique_id("cloud");
+    let mut sub = PersistentSubscriber::start(broker.port(), &format!("{prefix}/#")).await;
+    let pipeline = unique_id("pipe");
+    broker.stop().unwrap();
+    let mut bulk_cfg = config(&broker, &format!("{prefix}/bulk"), &path);
+    bulk_cfg["outbox"]["priority"] = json!("low");
+    let mut insights_cfg = config(&broker, &format!("{prefix}/insights"), &path);
+    insights_cfg["outbox"]["priority"] = json!("high");
+    let mut bulk = build_sink(&pipeline, "bulk", bulk_cfg);
+    let mut insights = build_sink(&pipeline, "insights", insights_cfg);
+
+    // During the outage bulk data piles up first, then a few insights.
+    for i in 0..4 {
+        bulk.write(&rows(i * 50, i * 50 + 50)).await.unwrap();
+    }
+    insights.write(&rows(1000, 1020)).await.unwrap();
+    broker.restart().unwrap();
+
+    // Collect until all 220 distinct rows arrived (ids are per sink, so key
+    // on the row number, which is distinct across both sinks here).
+    let mut order = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 220 {
+        let payload = timeout(DELIVERY_WAIT, sub.rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of 220 rows", seen.len()))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
+        let n = v["vib"].as_f64().unwrap() as usize;
+        if seen.insert(n) {
+            order.push(n);
+        }
+    }
+    let last_insight = order.iter().rposition(|&n| n >= 1000).unwrap();
+    let bulk_before = order[..last_insight].iter().filter(|&&n| n < 1000).count();
+    assert!(
+        bulk_before <= 10,
+        "{bulk_before} bulk rows went out before the last insight: {order:?}"
+    );
+    let bulk_order: Vec<usize> = order.iter().copied().filter(|&n| n < 1000).collect();
+    assert_eq!(
+        bulk_order,
+        (0..200).collect::<Vec<_>>(),
+        "bulk still arrives, in order"
+    );
+    bulk.flush().await.unwrap();
+    insights.flush().await.unwrap();
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use sluice_core::metrics::names;
 use sluice_plugin_mqtt::MqttSourceConfig;
 use sluice_testkit::{Mosquitto, require_mosquitto, unique_id, wait_until};
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout};
 
 fn source_config(broker: &Mosquitto, prefix: &str, extra: serde_json::Value) -> MqttSourceConfig {
     let mut c = json!({
@@ -141,7 +141,9 @@ async fn batches_hold_at_most_max_batch_rows_and_flush_after_linger() {
     let broker = Mosquitto::start().unwrap();
     let prefix = unique_id("factory");
     let linger = Duration::from_millis(400);
-    let extra = json!({ "max_batch_rows": 10, "linger": "400ms" });
+    // With `ack: receive` nothing limits what the broker sends, so batches
+    // fill up to `max_batch_rows` or wait for `linger`.
+    let extra = json!({ "max_batch_rows": 10, "linger": "400ms", "ack": "receive" });
     let mut src = RunningSource::start(source_config(&broker, &prefix, extra), 16);
     src.wait_ready().await;
     let t = format!("{prefix}/m3/telemetry");
@@ -180,7 +182,7 @@ async fn shutdown_emits_the_partial_batch_and_returns_ok() {
     let broker = Mosquitto::start_with(&["log_type debug"]).unwrap();
     let prefix = unique_id("factory");
     let client_id = unique_id("src");
-    let extra = json!({ "linger": "1h", "client_id": client_id });
+    let extra = json!({ "linger": "1h", "client_id": client_id, "ack": "receive" });
     let src = RunningSource::start(source_config(&broker, &prefix, extra), 8);
     src.wait_ready().await;
     let t = format!("{prefix}/m4/telemetry");
@@ -202,6 +204,88 @@ async fn shutdown_emits_the_partial_batch_and_returns_ok() {
     let (result, batches) = src.stop().await;
     result.unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubacks_wait_until_downstream_is_done_with_the_batch() {
+    require_mosquitto!();
+    let broker = Mosquitto::start_with(&["log_type debug"]).unwrap();
+    let prefix = unique_id("factory");
+    let client_id = unique_id("src");
+    // A long linger: the batch goes out because the socket went quiet.
+    let extra = json!({ "linger": "1h", "client_id": client_id });
+    let mut src = RunningSource::start(source_config(&broker, &prefix, extra), 8);
+    src.wait_ready().await;
+    let t = format!("{prefix}/m6/telemetry");
+    let messages: Vec<_> = (0..3)
+        .map(|i| {
+            msg(
+                t.clone(),
+                &format!(r#"{{"device":"d","ts":{i},"vibration":1}}"#),
+            )
+        })
+        .collect();
+    publish(broker.port(), &messages).await;
+    // The batches may arrive one by one (a batch goes out as soon as the
+    // socket is quiet); hold all of them.
+    let mut held = Vec::new();
+    while held
+        .iter()
+        .map(sluice_core::Delivery::num_rows)
+        .sum::<usize>()
+        < 3
+    {
+        let delivery = timeout(WAIT, src.rx.recv()).await.unwrap().unwrap();
+        assert!(delivery.ack.is_some(), "the batch carries the source's ack");
+        held.push(delivery);
+    }
+    let acked = format!("Received PUBACK from {client_id} ");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        broker.log().matches(&acked).count(),
+        0,
+        "no PUBACK while the batch is downstream"
+    );
+    drop(held);
+    wait_until(WAIT, TICK, || broker.log().matches(&acked).count() == 3)
+        .await
+        .expect("three PUBACKs once the batch is done");
+    src.stop().await.0.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_is_not_acked_and_comes_back_after_a_reconnect() {
+    require_mosquitto!();
+    let broker = Mosquitto::start_with(&["log_type debug"]).unwrap();
+    let prefix = unique_id("factory");
+    let client_id = unique_id("src");
+    let extra = json!({ "client_id": client_id });
+    let mut src = RunningSource::start(source_config(&broker, &prefix, extra), 8);
+    src.wait_ready().await;
+    let t = format!("{prefix}/m7/telemetry");
+    let messages = vec![msg(t.clone(), r#"{"device":"d","ts":1,"vibration":1}"#)];
+    publish(broker.port(), &messages).await;
+    let delivery = timeout(WAIT, src.rx.recv()).await.unwrap().unwrap();
+    delivery.ack.as_ref().unwrap().fail();
+    drop(delivery);
+    // The source gives up its connection without acknowledging...
+    let result = timeout(WAIT, &mut src.task).await.unwrap().unwrap();
+    let e = result.unwrap_err();
+    assert_eq!(e.code, "mqtt_redeliver");
+    assert_eq!(
+        broker
+            .log()
+            .matches(&format!("Received PUBACK from {client_id} "))
+            .count(),
+        0
+    );
+    // ...so a new run of it (the topology rebuilds a failed source) gets the
+    // message again from its persistent session.
+    let extra = json!({ "client_id": client_id });
+    let mut again = RunningSource::start(source_config(&broker, &prefix, extra), 8);
+    let batches = again.rows(1).await;
+    assert_eq!(batches[0].num_rows(), 1);
+    again.stop().await.0.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -256,7 +256,14 @@ mod tests {
         serde_saphyr::from_str(yaml).unwrap()
     }
 
-    fn start(yaml: &str, schema: &SchemaRef) -> (FilterTransform, Emitter, mpsc::Receiver<Msg>) {
+    fn start(
+        yaml: &str,
+        schema: &SchemaRef,
+    ) -> (
+        FilterTransform,
+        Emitter,
+        mpsc::Receiver<sluice_core::Delivery>,
+    ) {
         let cx = build_cx(schema, FilterConfig::TYPE);
         let t = config(yaml).build(&cx).unwrap();
         let (out, rx) = emitter(&cx);

@@ -10,7 +10,8 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use sluice_core::metrics::EdgeMetrics;
 use sluice_core::schema::{FieldSpec, build_schema};
 use sluice_core::{
-    BuildCx, ComponentKind, ComponentLabels, ComponentMetrics, Emitter, Msg, Output, WhenFull,
+    BuildCx, ComponentKind, ComponentLabels, ComponentMetrics, Delivery, Emitter, Msg, Output,
+    WhenFull,
 };
 use tokio::sync::mpsc;
 
@@ -59,7 +60,7 @@ pub fn build_cx(input: &SchemaRef, component_type: &'static str) -> BuildCx {
 }
 
 /// An emitter into a roomy channel, and its receiving end.
-pub fn emitter(cx: &BuildCx) -> (Emitter, mpsc::Receiver<Msg>) {
+pub fn emitter(cx: &BuildCx) -> (Emitter, mpsc::Receiver<Delivery>) {
     let (tx, rx) = mpsc::channel(4096);
     let out = Output {
         tx,
@@ -70,9 +71,12 @@ pub fn emitter(cx: &BuildCx) -> (Emitter, mpsc::Receiver<Msg>) {
 }
 
 /// Every batch emitted so far.
-pub fn drain(rx: &mut mpsc::Receiver<Msg>) -> Vec<RecordBatch> {
+pub fn drain(rx: &mut mpsc::Receiver<Delivery>) -> Vec<RecordBatch> {
     let mut out = Vec::new();
-    while let Ok(Msg::Rows(b)) = rx.try_recv() {
+    while let Ok(Delivery {
+        msg: Msg::Rows(b), ..
+    }) = rx.try_recv()
+    {
         out.push(b);
     }
     out

@@ -129,6 +129,21 @@ fn reports_higher_priority_entries_of_any_sink_until_they_are_acked() {
 }
 
 #[test]
+fn unleased_entries_come_back_after_higher_priorities_stored_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = open(&dir.path().join("o.db"), OpenOptions::default());
+    append(&mut o, "cloud", Priority::Low, &payloads(0..4, 20));
+    let leased = o.lease("cloud", 4).unwrap();
+    // Two were published; the last two go back.
+    o.unlease("cloud", leased[2..].iter().map(|l| (l.priority, l.id)));
+    append(&mut o, "cloud", Priority::High, &payloads(4..5, 20));
+    assert_eq!(
+        names(&o.lease("cloud", 10).unwrap()),
+        ["msg-000004", "msg-000002", "msg-000003"]
+    );
+}
+
+#[test]
 fn release_hands_out_unacked_entries_again() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = open(&dir.path().join("o.db"), OpenOptions::default());

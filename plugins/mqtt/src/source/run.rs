@@ -9,12 +9,17 @@ use sluice_core::{ComponentError, Source, SourceCx};
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{error, info, warn};
 
-use super::{MqttSource, OnBadData};
+use super::acks::Acks;
+use super::{AckMode, MqttSource, OnBadData};
 use crate::droplog::Drops;
 use crate::options::network_options;
 
 /// How long shutdown waits for the DISCONNECT to be written.
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long shutdown waits for in-flight batches to settle downstream so
+/// their PUBACKs can be sent; the rest is redelivered on the next start.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connection and batch state of one run.
 struct Run {
@@ -30,12 +35,17 @@ struct Run {
     batch_started: Option<Instant>,
     batch_bytes: usize,
     drops: Drops,
+    /// Unacknowledged messages, with `ack: downstream` at QoS 1.
+    acks: Option<Acks>,
 }
 
 impl Source for MqttSource {
     async fn run(self, mut cx: SourceCx) -> Result<(), ComponentError> {
-        let (client, mut eventloop) = AsyncClient::new(self.options.clone(), 16);
+        // Room for a batch worth of PUBACK requests between two polls.
+        let cap = self.max_batch_rows.clamp(16, 4096);
+        let (client, mut eventloop) = AsyncClient::new(self.options.clone(), cap);
         eventloop.set_network_options(network_options());
+        let acks = (self.ack == AckMode::Downstream).then(Acks::default);
         let mut run = Run {
             src: self,
             client,
@@ -46,6 +56,7 @@ impl Source for MqttSource {
             batch_started: None,
             batch_bytes: 0,
             drops: Drops::default(),
+            acks,
         };
         let result = run.main_loop(&mut eventloop, &mut cx).await;
         let result = match result {
@@ -81,6 +92,7 @@ impl Run {
                 None => linger_armed = false,
                 Some(_) => {}
             }
+            let manual = self.acks.is_some();
             tokio::select! {
                 biased;
                 () = &mut cancelled => return Ok(()),
@@ -89,12 +101,20 @@ impl Run {
                     self.flush(cx).await?;
                 }
                 event = el.poll() => match event {
-                    Ok(Event::Incoming(packet)) => self.on_packet(packet, cx).await?,
-                    Ok(Event::Outgoing(_)) => {}
+                    Ok(Event::Incoming(packet)) => {
+                        self.on_packet(packet, cx).await?;
+                        self.send_acks();
+                    }
+                    Ok(Event::Outgoing(_)) => self.send_acks(),
                     Err(e) => {
                         self.on_connection_error(&e, cx);
                         // Rows already received must not wait for the link.
                         self.flush(cx).await?;
+                        // PUBACKs owed on the old connection are void: the
+                        // broker redelivers those messages.
+                        if let Some(acks) = &mut self.acks {
+                            *acks = Acks::default();
+                        }
                         let delay = self.src.backoff.next_delay();
                         tokio::select! {
                             () = &mut cancelled => return Ok(()),
@@ -102,13 +122,62 @@ impl Run {
                         }
                     }
                 },
+                settled = settled(&mut self.acks), if manual => {
+                    self.on_settled(settled, cx)?;
+                }
+                // Nothing more is buffered on the socket: with PUBACKs held
+                // until downstream is done, the broker sends no more than its
+                // in-flight window, so waiting for `linger` would stall it.
+                () = std::future::ready(()), if manual && self.batch_started.is_some() => {
+                    linger_armed = false;
+                    self.flush(cx).await?;
+                }
             }
+        }
+    }
+
+    /// Applies a settled batch (and any others waiting) and queues the
+    /// PUBACKs now due.
+    fn on_settled(
+        &mut self,
+        settled: sluice_core::Settled,
+        cx: &SourceCx,
+    ) -> Result<(), ComponentError> {
+        let Some(acks) = &mut self.acks else {
+            return Ok(());
+        };
+        let applied = acks.apply(settled).and_then(|()| acks.apply_waiting());
+        if let Err(f) = applied {
+            warn!(pipeline = %cx.pipeline, component = %cx.id, batch = f.seq,
+                "A downstream component gave up on a batch; reconnecting so the broker redelivers it.");
+            return Err(ComponentError::external(
+                "mqtt_redeliver",
+                format!(
+                    "batch {} was not handled downstream; its messages are redelivered",
+                    f.seq
+                ),
+            ));
+        }
+        self.send_acks();
+        Ok(())
+    }
+
+    fn send_acks(&mut self) {
+        if let Some(acks) = &mut self.acks
+            && acks.has_ready()
+        {
+            acks.send_ready(&self.client);
         }
     }
 
     async fn on_packet(&mut self, packet: Packet, cx: &mut SourceCx) -> Result<(), ComponentError> {
         match packet {
-            Packet::Publish(p) => self.on_message(&p.topic, &p.payload, cx).await,
+            Packet::Publish(p) => {
+                if let Some(acks) = &mut self.acks {
+                    acks.received(&p);
+                }
+                self.on_message(&p.topic, &p.payload, cx).await
+            }
             Packet::ConnAck(ack) => {
                 if self.had_error && self.ever_connected {
                     self.src.reconnects.increment(1);
@@ -214,7 +283,11 @@ impl Run {
             self.src.decoder.finish().map_err(|e| {
                 ComponentError::internal("mqtt_batch", format!("building batch: {e}"))
             })?;
-        cx.out.emit(batch).await
+        let ack = self.acks.as_mut().and_then(Acks::seal);
+        cx.out.set_ack(ack);
+        let sent = cx.out.emit(batch).await;
+        cx.out.set_ack(None);
+        sent
     }
 
     fn on_connection_error(&mut self, e: &ConnectionError, cx: &SourceCx) {
@@ -232,14 +305,21 @@ impl Run {
         }
     }
 
-    /// Flushes the partial batch and disconnects. Messages that arrive before
-    /// the DISCONNECT is written were already acknowledged to the broker, so
-    /// they are decoded and emitted too.
+    /// Flushes the partial batch and disconnects. With `ack: receive`,
+    /// messages that arrive before the DISCONNECT is written were already
+    /// acknowledged to the broker, so they are decoded and emitted too. With
+    /// `ack: downstream`, shutdown first waits (up to 5 s) for the emitted
+    /// batches to settle and sends their PUBACKs; later messages are left
+    /// unacknowledged for the broker to redeliver.
     async fn shutdown(
         &mut self,
         el: &mut EventLoop,
         cx: &mut SourceCx,
     ) -> Result<(), ComponentError> {
+        if self.acks.is_some() {
+            self.flush(cx).await?;
+            return self.settle_and_disconnect(el, cx).await;
+        }
         if self.connected && self.client.try_disconnect().is_ok() {
             let deadline = Instant::now() + DISCONNECT_TIMEOUT;
             loop {
@@ -253,5 +333,57 @@ impl Run {
             }
         }
         self.flush(cx).await
+    }
+}
+
+impl Run {
+    async fn settle_and_disconnect(
+        &mut self,
+        el: &mut EventLoop,
+        cx: &mut SourceCx,
+    ) -> Result<(), ComponentError> {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        while self.connected && self.acks.as_ref().is_some_and(|a| !a.all_settled()) {
+            tokio::select! {
+                s = settled(&mut self.acks) => self.on_settled(s, cx)?,
+                event = el.poll() => match event {
+                    Ok(_) => self.send_acks(),
+                    Err(_) => return Ok(()),
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let unacked = self.acks.as_ref().map_or(0, Acks::unacked);
+        if unacked > 0 {
+            info!(pipeline = %cx.pipeline, component = %cx.id, unacked,
+                "Stopping with messages not yet handled downstream; the broker redelivers them.");
+        }
+        if !self.connected {
+            return Ok(());
+        }
+        // PUBACKs queued above go out before the DISCONNECT.
+        while self.acks.as_ref().is_some_and(Acks::has_ready) {
+            self.send_acks();
+            if timeout_at(deadline, el.poll()).await.is_err() {
+                break;
+            }
+        }
+        if self.client.try_disconnect().is_ok() {
+            let end = Instant::now() + DISCONNECT_TIMEOUT;
+            loop {
+                match timeout_at(end, el.poll()).await {
+                    Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
+                    Ok(Ok(_)) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn settled(acks: &mut Option<Acks>) -> sluice_core::Settled {
+    match acks {
+        Some(a) => a.settled().await,
+        None => std::future::pending().await,
     }
 }

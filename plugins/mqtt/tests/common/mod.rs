@@ -11,8 +11,8 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use sluice_core::arrow_array::RecordBatch;
 use sluice_core::metrics::EdgeMetrics;
 use sluice_core::{
-    BuildCx, ComponentError, ComponentKind, ComponentLabels, ComponentMetrics, Emitter, Msg,
-    Output, ReadyFlag, SinkConfig, Source, SourceConfig, SourceCx, WhenFull,
+    BuildCx, ComponentError, ComponentKind, ComponentLabels, ComponentMetrics, Delivery, Emitter,
+    Msg, Output, ReadyFlag, SinkConfig, Source, SourceConfig, SourceCx, WhenFull,
 };
 use sluice_plugin_mqtt::{MqttSink, MqttSinkConfig, MqttSourceConfig};
 use sluice_testkit::{MetricsCapture, unique_id, wait_until};
@@ -46,7 +46,7 @@ fn build_cx(
 /// A source running on its own task, with its output queue.
 pub struct RunningSource {
     pub pipeline: String,
-    pub rx: mpsc::Receiver<Msg>,
+    pub rx: mpsc::Receiver<Delivery>,
     pub shutdown: CancellationToken,
     pub ready: ReadyFlag,
     pub task: JoinHandle<Result<(), ComponentError>>,
@@ -105,7 +105,7 @@ impl RunningSource {
                 .await
                 .unwrap_or_else(|_| panic!("only {n} of {rows} rows within {WAIT:?}"))
                 .expect("source output closed");
-            let b = msg.into_rows().unwrap();
+            let b = msg.msg.into_rows().unwrap();
             n += b.num_rows();
             batches.push(b);
         }
@@ -120,7 +120,10 @@ impl RunningSource {
             .expect("source stopped in time")
             .unwrap();
         let mut rest = Vec::new();
-        while let Ok(Msg::Rows(b)) = self.rx.try_recv() {
+        while let Ok(Delivery {
+            msg: Msg::Rows(b), ..
+        }) = self.rx.try_recv()
+        {
             rest.push(b);
         }
         (result, rest)

@@ -24,7 +24,7 @@ fn config(yaml: &str) -> SqlConfig {
 struct Running {
     t: SqlTransform,
     out: Emitter,
-    rx: mpsc::Receiver<Msg>,
+    rx: mpsc::Receiver<sluice_core::Delivery>,
 }
 
 impl Running {
