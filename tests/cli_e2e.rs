@@ -15,6 +15,7 @@ fn validate_accepts_every_shipped_pipeline() {
         .arg("validate")
         .arg(root().join("pipelines/factory-telemetry.yaml"))
         .arg(root().join("pipelines/demo.yaml"))
+        .env("SLUICE_MODELS_DIR", root().join("models"))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

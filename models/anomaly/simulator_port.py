@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The readings of `sluice simulate --faults` as a labelled CSV.
 
-A line-for-line port of `Generator` in gateway/cli/src/simulate.rs (same
+A line-for-line port of `Generator` in gateway/cli/src/simulate/generator.rs (same
 hash, noise, levels, fault schedule and rounding), so the models can be
 evaluated on the demo line without a broker. A row is labelled 1 while a
 scheduled fault is active on its device. If the simulator changes, this port
@@ -18,9 +18,11 @@ import math
 MASK = (1 << 64) - 1
 TAU = 2 * math.pi
 CYCLE = 120.0
-# (kind, index, offset s, length s) per 120 s cycle.
+# (kind, index, offset s, length s) per 120 s cycle; the index is the Rust
+# enum discriminant, which salts the choice of device.
 SCHEDULE = [
     ("vibration_burst", 0, 20.0, 15.0),
+    ("level_shift", 4, 36.0, 8.0),
     ("spike", 1, 45.0, 1.0),
     ("temperature_drift", 2, 55.0, 40.0),
     ("stuck_sensor", 3, 100.0, 18.0),
@@ -46,8 +48,9 @@ def rnd(x):
 
 
 class Generator:
-    def __init__(self, seed, devices, rate):
+    def __init__(self, seed, devices, rate, fault_devices=()):
         self.seed, self.devices, self.rate = seed, devices, rate
+        self.fault_devices = list(fault_devices)
 
     def levels(self, d):
         u = lambda salt: unit(hash_parts([self.seed, d, MASK, salt]))  # noqa: E731
@@ -73,7 +76,11 @@ class Generator:
     def fault_at(self, d, t):
         cycle = int(t // CYCLE)
         for kind, index, offset, length in SCHEDULE:
-            device = hash_parts([self.seed, cycle, index, 0xFA17]) % self.devices
+            h = hash_parts([self.seed, cycle, index, 0xFA17])
+            if self.fault_devices:
+                device = self.fault_devices[h % len(self.fault_devices)]
+            else:
+                device = h % self.devices
             start = cycle * CYCLE + offset
             if device == d and start <= t < start + length:
                 return kind, start
@@ -93,6 +100,8 @@ class Generator:
             r[0], r[2] = rnd(r[0] * 3.0), rnd(r[2] * 3.0)
         elif kind == "temperature_drift":
             r[1] = rnd(r[1] + 0.5 * (t - start))
+        elif kind == "level_shift":
+            r[2] = rnd(r[2] * 1.3)
         else:
             r = self.healthy(d, math.ceil(start * self.rate))
         return r, 1
@@ -104,9 +113,11 @@ def main():
     ap.add_argument("--seconds", type=int, default=1200)
     ap.add_argument("--rate", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--fault-devices", default="", help="comma-separated device indices (default: any)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    g = Generator(args.seed, args.devices, args.rate)
+    chosen = [int(d) for d in args.fault_devices.split(",") if d]
+    g = Generator(args.seed, args.devices, args.rate, chosen)
     with open(args.out, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["device", "timestamp", "vibration_rms", "temperature", "current", "label"])
@@ -114,7 +125,7 @@ def main():
             ts = 1_700_000_000_000 + int(step * 1000 / args.rate)
             for d in range(args.devices):
                 r, label = g.reading(d, step)
-                w.writerow([f"press-{d:02d}", ts, *r, label])
+                w.writerow([f"dev-{d:02d}", ts, *r, label])
     print(f"wrote {args.out}")
 
 

@@ -1,6 +1,7 @@
 //! `sluice`: run, check and inspect edge stream-processing pipelines.
 
 mod demo;
+mod eval_anomaly;
 mod logging;
 mod outbox;
 mod run;
@@ -52,6 +53,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Publish simulated factory telemetry to an MQTT broker.
     Simulate(simulate::SimulateOpts),
+    /// Replay labelled CSV files through an `anomaly` transform and report
+    /// precision, recall, F1 and detection delay.
+    EvalAnomaly(eval_anomaly::EvalArgs),
     /// Inspect a store-and-forward outbox file (read-only).
     #[command(subcommand)]
     Outbox(outbox::OutboxCmd),
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
             logging::init(args.runtime.log_format);
             run::block_on(demo::demo(args))
         }
+        Command::EvalAnomaly(args) => run::block_on(eval_anomaly::run(args)),
         Command::Simulate(opts) => {
             logging::init(logging::LogFormat::Text);
             run::block_on(async move {

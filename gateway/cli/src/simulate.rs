@@ -4,7 +4,8 @@
 //! Values come from a pure function of (seed, device, step), so a seed always
 //! gives the same readings, and scheduled faults land at known times.
 
-use std::f64::consts::TAU;
+mod generator;
+
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,8 +17,8 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-/// Faults repeat with this period of simulated time.
-const FAULT_CYCLE_SECS: f64 = 120.0;
+use generator::{Generator, Reading, hash, unit};
+
 /// How long to wait for the broker's first CONNACK.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for outstanding PUBACKs once publishing stops.
@@ -50,11 +51,21 @@ pub struct SimulateOpts {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Inject faults every 2 minutes of simulated time, each on one device
-    /// chosen by the seed: a vibration burst at 0:20 (15 s), a current and
-    /// vibration spike at 0:45 (1 s), a temperature drift at 0:55 (40 s,
-    /// +0.5 °C/s) and a stuck sensor at 1:40 (18 s).
+    /// chosen by the seed: a vibration burst at 0:20 (15 s), a level shift
+    /// of the current (+30 %) at 0:36 (8 s), a current and vibration spike at
+    /// 0:45 (1 s), a temperature drift at 0:55 (40 s, +0.5 °C/s) and a stuck
+    /// sensor at 1:40 (18 s).
     #[arg(long)]
     pub faults: bool,
+    /// Inject faults only on these devices (indices from 0, comma-separated;
+    /// implies --faults).
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub fault_devices: Vec<usize>,
+    /// Simulated time runs this many times faster than the wall clock:
+    /// readings are published `speed` times as often and timestamped on the
+    /// simulated clock, so a 2-minute fault cycle plays in 30 s at 4.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
     /// Fraction (0..1) of messages sent with a timestamp 30-120 s in the past.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub late_fraction: f64,
@@ -91,6 +102,12 @@ impl fmt::Display for SimStats {
 /// `shutdown`, whichever comes first, then waits briefly for outstanding
 /// acknowledgements and disconnects.
 pub async fn run(opts: SimulateOpts, shutdown: CancellationToken) -> anyhow::Result<SimStats> {
+    if let Some(d) = opts.fault_devices.iter().find(|d| **d >= opts.devices) {
+        bail!(
+            "--fault-devices names device {d}, but only devices 0 to {} exist",
+            opts.devices.saturating_sub(1)
+        );
+    }
     let (host, port) = parse_mqtt_url(&opts.url)?;
     let client_id = format!("sluice-simulate-{}-{}", std::process::id(), opts.seed);
     let mut mqtt = MqttOptions::new(client_id, host, port);
@@ -124,11 +141,18 @@ async fn publish_all(
         url = %opts.url,
         devices = opts.devices,
         rate_per_device = opts.rate_per_device,
-        faults = opts.faults,
+        faults = opts.faults || !opts.fault_devices.is_empty(),
+        speed = opts.speed,
         "simulating sensors"
     );
 
-    let generator = Generator::new(opts.seed, opts.devices, opts.rate_per_device, opts.faults);
+    let generator = Generator::new(
+        opts.seed,
+        opts.devices,
+        opts.rate_per_device,
+        opts.faults || !opts.fault_devices.is_empty(),
+    )
+    .with_fault_devices(opts.fault_devices.clone());
     let width = opts.devices.saturating_sub(1).to_string().len().max(2);
     let names: Vec<String> = (0..opts.devices)
         .map(|d| format!("dev-{d:0width$}"))
@@ -142,7 +166,9 @@ async fn publish_all(
         malformed: opts.malformed_fraction,
     };
 
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / opts.rate_per_device));
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(
+        1.0 / (opts.rate_per_device * opts.speed),
+    ));
     // Falling behind (slow broker) lowers the rate rather than bursting to catch up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let deadline = async {
@@ -153,6 +179,9 @@ async fn publish_all(
     };
     tokio::pin!(deadline);
 
+    // Timestamps follow the simulated clock, so faults land at the same
+    // event times at any speed.
+    let start_ms = epoch_ms();
     let mut step = 0u64;
     'ticks: loop {
         tokio::select! {
@@ -161,7 +190,7 @@ async fn publish_all(
             _ = &mut deadline => break,
             _ = ticker.tick() => {}
         }
-        let now_ms = epoch_ms();
+        let now_ms = start_ms + (step as f64 * 1000.0 / opts.rate_per_device) as i64;
         for device in 0..opts.devices {
             if opts.count.is_some_and(|c| stats.sent >= c) {
                 break 'ticks;
@@ -378,198 +407,6 @@ fn malformed(name: &str, now_ms: i64, r: &Reading, variant: u64) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// One sensor reading.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Reading {
-    /// Vibration RMS velocity, mm/s.
-    pub vibration_rms: f64,
-    /// Bearing temperature, °C.
-    pub temperature: f64,
-    /// Motor current, A.
-    pub current: f64,
-}
-
-/// Kinds of scheduled fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// Vibration five times its level, noisier.
-    VibrationBurst,
-    /// Current and vibration three times their level.
-    Spike,
-    /// Temperature rising 0.5 °C per second.
-    TemperatureDrift,
-    /// Every value frozen at the reading when the fault began.
-    StuckSensor,
-}
-
-/// A fault on one device during `[start, start + len)` seconds of simulated
-/// time since the run began.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fault {
-    /// What goes wrong.
-    pub kind: FaultKind,
-    /// Index of the affected device.
-    pub device: usize,
-    /// Start, in seconds of simulated time.
-    pub start: f64,
-    /// Length in seconds.
-    pub len: f64,
-}
-
-/// Offsets within a cycle and lengths, in seconds; the windows are disjoint
-/// so a device has at most one fault at a time.
-const SCHEDULE: [(FaultKind, f64, f64); 4] = [
-    (FaultKind::VibrationBurst, 20.0, 15.0),
-    (FaultKind::Spike, 45.0, 1.0),
-    (FaultKind::TemperatureDrift, 55.0, 40.0),
-    (FaultKind::StuckSensor, 100.0, 18.0),
-];
-
-/// Deterministic sensor values: a per-device base level, slow sines and
-/// noise, plus scheduled faults when enabled. Step `n` is at `n / rate`
-/// seconds of simulated time.
-#[derive(Debug, Clone)]
-pub struct Generator {
-    seed: u64,
-    devices: usize,
-    rate: f64,
-    faults: bool,
-}
-
-impl Generator {
-    /// A generator for `devices` devices sampled `rate` times a second.
-    pub fn new(seed: u64, devices: usize, rate: f64, faults: bool) -> Self {
-        Self {
-            seed,
-            devices: devices.max(1),
-            rate,
-            faults,
-        }
-    }
-
-    /// The faults of cycle `cycle` (every [`FAULT_CYCLE_SECS`]), each on a
-    /// device chosen from the seed.
-    pub fn faults_in_cycle(&self, cycle: u64) -> [Fault; 4] {
-        let origin = cycle as f64 * FAULT_CYCLE_SECS;
-        SCHEDULE.map(|(kind, offset, len)| Fault {
-            kind,
-            device: (hash(&[self.seed, cycle, kind as u64, 0xFA17]) % self.devices as u64) as usize,
-            start: origin + offset,
-            len,
-        })
-    }
-
-    /// The fault active on `device` at simulated time `t`, if any.
-    pub fn fault_at(&self, device: usize, t: f64) -> Option<Fault> {
-        if !self.faults || t < 0.0 {
-            return None;
-        }
-        let cycle = (t / FAULT_CYCLE_SECS).floor() as u64;
-        self.faults_in_cycle(cycle)
-            .into_iter()
-            .find(|f| f.device == device && t >= f.start && t < f.start + f.len)
-    }
-
-    /// The reading of `device` at `step`.
-    pub fn reading(&self, device: usize, step: u64) -> Reading {
-        let t = step as f64 / self.rate;
-        let base = self.healthy(device, step);
-        let Some(fault) = self.fault_at(device, t) else {
-            return base;
-        };
-        let level = self.levels(device);
-        match fault.kind {
-            FaultKind::VibrationBurst => Reading {
-                vibration_rms: round(
-                    base.vibration_rms * 5.0 + level.vibration * self.gauss(device, step, 9).abs(),
-                ),
-                ..base
-            },
-            FaultKind::Spike => Reading {
-                vibration_rms: round(base.vibration_rms * 3.0),
-                current: round(base.current * 3.0),
-                ..base
-            },
-            FaultKind::TemperatureDrift => Reading {
-                temperature: round(base.temperature + 0.5 * (t - fault.start)),
-                ..base
-            },
-            FaultKind::StuckSensor => {
-                let first = (fault.start * self.rate).ceil() as u64;
-                self.healthy(device, first)
-            }
-        }
-    }
-
-    fn healthy(&self, device: usize, step: u64) -> Reading {
-        let t = step as f64 / self.rate;
-        let l = self.levels(device);
-        let wave = |period: f64| (TAU * t / period + l.phase).sin();
-        Reading {
-            vibration_rms: round(
-                l.vibration * (1.0 + 0.15 * wave(20.0) + 0.03 * self.gauss(device, step, 1)),
-            ),
-            temperature: round(
-                l.temperature + 1.5 * wave(300.0) + 0.1 * self.gauss(device, step, 2),
-            ),
-            current: round(
-                l.current * (1.0 + 0.1 * wave(45.0) + 0.02 * self.gauss(device, step, 3)),
-            ),
-        }
-    }
-
-    fn levels(&self, device: usize) -> Levels {
-        let u = |salt| unit(hash(&[self.seed, device as u64, u64::MAX, salt]));
-        Levels {
-            vibration: 0.8 + 0.6 * u(1),
-            temperature: 45.0 + 10.0 * u(2),
-            current: 8.0 + 6.0 * u(3),
-            phase: TAU * u(4),
-        }
-    }
-
-    /// Roughly standard-normal noise (Irwin-Hall of four uniforms).
-    fn gauss(&self, device: usize, step: u64, channel: u64) -> f64 {
-        let sum: f64 = (0..4)
-            .map(|i| {
-                unit(hash(&[
-                    self.seed,
-                    device as u64,
-                    step,
-                    16 + channel * 4 + i,
-                ]))
-            })
-            .sum();
-        (sum - 2.0) * 3f64.sqrt()
-    }
-}
-
-struct Levels {
-    vibration: f64,
-    temperature: f64,
-    current: f64,
-    phase: f64,
-}
-
-fn round(x: f64) -> f64 {
-    (x * 1e4).round() / 1e4
-}
-
-/// splitmix64 finaliser chained over `parts`.
-fn hash(parts: &[u64]) -> u64 {
-    parts.iter().fold(0x9E37_79B9_7F4A_7C15, |acc, &p| {
-        let mut z = (acc ^ p).wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    })
-}
-
-/// Uniform in `[0, 1)` from the top 53 bits.
-fn unit(h: u64) -> f64 {
-    (h >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// Host and port of an `mqtt://host[:port]` (or `tcp://`) URL.
 fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
     let bad = || anyhow!("unsupported broker URL `{url}`: expected mqtt://host[:port]");
@@ -625,6 +462,15 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+pub(crate) fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1000.0 => Ok(r),
+        _ => Err(format!(
+            "expected a speed-up above 0 and at most 1000, got `{s}`"
+        )),
+    }
+}
+
 fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
@@ -668,112 +514,15 @@ mod tests {
         assert!(parse(&["--devices", "0"]).is_err());
         assert!(parse(&["--malformed-fraction", "1.5"]).is_err());
         assert!(parse(&["--duration", "10"]).is_err());
+        assert!(parse(&["--speed", "0"]).is_err());
     }
 
     #[test]
-    fn same_seed_gives_same_readings_and_another_seed_differs() {
-        let a = Generator::new(7, 5, 10.0, true);
-        let b = Generator::new(7, 5, 10.0, true);
-        let c = Generator::new(8, 5, 10.0, true);
-        let series = |g: &Generator| -> Vec<Reading> {
-            (0..5)
-                .flat_map(|d| (0..2000).map(move |s| (d, s)))
-                .map(|(d, s)| g.reading(d, s))
-                .collect()
-        };
-        assert_eq!(series(&a), series(&b));
-        assert_ne!(series(&a), series(&c));
-    }
-
-    #[test]
-    fn healthy_values_stay_in_plausible_ranges() {
-        let g = Generator::new(1, 20, 10.0, false);
-        for d in 0..20 {
-            for s in (0..36_000).step_by(7) {
-                let r = g.reading(d, s);
-                assert!((0.4..2.0).contains(&r.vibration_rms), "{r:?}");
-                assert!((42.0..58.0).contains(&r.temperature), "{r:?}");
-                assert!((6.0..16.5).contains(&r.current), "{r:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn readings_vary_over_time() {
-        let g = Generator::new(3, 1, 10.0, false);
-        let first = g.reading(0, 0);
-        assert!((1..50).all(|s| g.reading(0, s) != first));
-    }
-
-    #[test]
-    fn no_faults_when_disabled() {
-        let g = Generator::new(5, 4, 10.0, false);
-        assert!((0..4).all(|d| (0..2400).all(|s| g.fault_at(d, s as f64 / 10.0).is_none())));
-    }
-
-    #[test]
-    fn vibration_burst_appears_only_on_its_device_and_window() {
-        let g = Generator::new(11, 6, 10.0, true);
-        let burst = g.faults_in_cycle(0)[0];
-        assert_eq!(burst.kind, FaultKind::VibrationBurst);
-        let healthy = Generator::new(11, 6, 10.0, false);
-        let inside = (burst.start * 10.0) as u64 + 5;
-        let before = (burst.start * 10.0) as u64 - 5;
-        assert!(
-            g.reading(burst.device, inside).vibration_rms
-                > 4.0 * healthy.reading(burst.device, inside).vibration_rms
-        );
-        assert_eq!(
-            g.reading(burst.device, before),
-            healthy.reading(burst.device, before)
-        );
-        let other = (burst.device + 1) % 6;
-        assert_eq!(g.reading(other, inside), healthy.reading(other, inside));
-    }
-
-    #[test]
-    fn temperature_drifts_upwards_during_the_drift_fault() {
-        let g = Generator::new(2, 3, 10.0, true);
-        let drift = g.faults_in_cycle(1)[2];
-        assert_eq!(drift.kind, FaultKind::TemperatureDrift);
-        let start = (drift.start * 10.0) as u64;
-        let end = ((drift.start + drift.len) * 10.0) as u64 - 1;
-        let rise =
-            g.reading(drift.device, end).temperature - g.reading(drift.device, start).temperature;
-        assert!(rise > 15.0, "rose {rise} °C");
-    }
-
-    #[test]
-    fn stuck_sensor_repeats_one_reading_for_the_whole_window() {
-        let g = Generator::new(9, 4, 10.0, true);
-        let stuck = g.faults_in_cycle(2)[3];
-        assert_eq!(stuck.kind, FaultKind::StuckSensor);
-        let first = (stuck.start * 10.0).ceil() as u64;
-        let last = ((stuck.start + stuck.len) * 10.0).ceil() as u64 - 1;
-        let frozen = g.reading(stuck.device, first);
-        assert!((first..=last).all(|s| g.reading(stuck.device, s) == frozen));
-        assert_ne!(g.reading(stuck.device, last + 1), frozen);
-    }
-
-    #[test]
-    fn spike_triples_current() {
-        let g = Generator::new(4, 2, 10.0, true);
-        let spike = g.faults_in_cycle(0)[1];
-        let step = (spike.start * 10.0) as u64;
-        let healthy = Generator::new(4, 2, 10.0, false).reading(spike.device, step);
-        let r = g.reading(spike.device, step);
-        assert!(
-            (r.current - 3.0 * healthy.current).abs() < 1e-3,
-            "{r:?} vs {healthy:?}"
-        );
-    }
-
-    #[test]
-    fn faults_rotate_over_devices_between_cycles() {
-        let g = Generator::new(42, 20, 10.0, true);
-        let devices: std::collections::HashSet<usize> =
-            (0..20).map(|c| g.faults_in_cycle(c)[0].device).collect();
-        assert!(devices.len() > 5, "bursts hit only {devices:?}");
+    fn parses_fault_devices_and_speed() {
+        let o = parse(&["--fault-devices", "3,7", "--speed", "4"]).unwrap();
+        assert_eq!(o.fault_devices, vec![3, 7]);
+        assert_eq!(o.speed, 4.0);
+        assert!(parse(&["--fault-devices", "a"]).is_err());
     }
 
     #[test]

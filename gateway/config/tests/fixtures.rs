@@ -160,9 +160,16 @@ fn shipped_pipelines_and_examples_load() {
         .flat_map(|d| yaml_files(&root.join(d)))
         .filter(|p| !p.to_string_lossy().ends_with(".test.yaml"))
         .collect();
+    // Pipelines name their models relative to `SLUICE_MODELS_DIR`, which
+    // defaults to `models` under the working directory.
+    let models = root.join("models").to_string_lossy().into_owned();
     let failures: Vec<String> = files
         .iter()
-        .filter_map(|path| load_file(path).err().map(|d| format!("{d}")))
+        .filter_map(|path| {
+            sluice_core::env::with_vars(&[("SLUICE_MODELS_DIR", &models)], || load_file(path))
+                .err()
+                .map(|d| format!("{d}"))
+        })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

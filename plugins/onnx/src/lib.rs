@@ -12,4 +12,6 @@
 
 pub mod anomaly;
 
-pub use anomaly::{AnomalyConfig, AnomalyTransform, EvalOptions, EvalReport, evaluate_csv};
+pub use anomaly::{
+    AnomalyConfig, AnomalyTransform, EvalOptions, EvalReport, Threshold, evaluate_csv,
+};

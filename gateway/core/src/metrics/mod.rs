@@ -367,4 +367,34 @@ pub fn describe_all() {
         Unit::Count,
         "Whether a component's upstream link is up (1) or down (0)."
     );
+    describe_gauge!(
+        ANOMALY_KEYS,
+        Unit::Count,
+        "Keys whose state an anomaly transform holds."
+    );
+    describe_counter!(
+        ANOMALY_EVICTED_KEYS_TOTAL,
+        Unit::Count,
+        "Keys an anomaly transform forgot (idle or over the key limit)."
+    );
+    describe_counter!(
+        ANOMALY_SCORED_ROWS_TOTAL,
+        Unit::Count,
+        "Rows an anomaly transform scored."
+    );
+    describe_counter!(
+        ANOMALY_FLAGGED_ROWS_TOTAL,
+        Unit::Count,
+        "Rows an anomaly transform flagged as anomalous."
+    );
+    describe_counter!(
+        SUMMARIZE_FALLBACKS_TOTAL,
+        Unit::Count,
+        "Digests whose model summary was replaced by the template, by reason."
+    );
+    describe_counter!(
+        SUMMARIZE_REGENERATIONS_TOTAL,
+        Unit::Count,
+        "Extra generations after an answer failed the grounding check."
+    );
 }

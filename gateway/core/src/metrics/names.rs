@@ -45,3 +45,18 @@ pub const OUTBOX_ACKED_ROWS_TOTAL: &str = "sluice_outbox_acked_rows_total";
 pub const OUTBOX_EVICTED_ROWS_TOTAL: &str = "sluice_outbox_evicted_rows_total";
 /// Damaged outbox files moved aside and replaced.
 pub const OUTBOX_QUARANTINED_FILES_TOTAL: &str = "sluice_outbox_quarantined_files_total";
+/// Keys whose state an `anomaly` transform currently holds.
+pub const ANOMALY_KEYS: &str = "sluice_anomaly_keys";
+/// Keys an `anomaly` transform forgot because they were idle or the key
+/// limit was reached.
+pub const ANOMALY_EVICTED_KEYS_TOTAL: &str = "sluice_anomaly_evicted_keys_total";
+/// Rows an `anomaly` transform scored.
+pub const ANOMALY_SCORED_ROWS_TOTAL: &str = "sluice_anomaly_scored_rows_total";
+/// Rows an `anomaly` transform flagged `is_anomaly: true`.
+pub const ANOMALY_FLAGGED_ROWS_TOTAL: &str = "sluice_anomaly_flagged_rows_total";
+/// Digests whose model summary was replaced by the template summary, by
+/// `reason` (`ungrounded`, `missing_top`, `incomplete`, `empty`, `timeout`,
+/// `prompt_too_long`, `grammar_error`, `model_error`, `model_unavailable`).
+pub const SUMMARIZE_FALLBACKS_TOTAL: &str = "sluice_summarize_fallbacks_total";
+/// Extra generations run because an answer failed the grounding check.
+pub const SUMMARIZE_REGENERATIONS_TOTAL: &str = "sluice_summarize_regenerations_total";

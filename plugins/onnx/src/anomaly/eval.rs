@@ -24,8 +24,8 @@ use sluice_core::arrow_schema::{DataType, Field, Schema, SchemaRef};
 use sluice_core::metrics::{ComponentKind, ComponentLabels};
 use sluice_core::schema::{TIMESTAMP_MS, with_event_time};
 use sluice_core::{
-    BuildCx, BuildError, ComponentError, ComponentMetrics, EdgeMetrics, Emitter, Msg, Output,
-    Transform, TransformConfig, Validator, WhenFull,
+    BuildCx, BuildError, ComponentError, ComponentMetrics, Delivery, EdgeMetrics, Emitter, Msg,
+    Output, Transform, TransformConfig, Validator, WhenFull,
 };
 use tokio::sync::mpsc;
 
@@ -509,13 +509,19 @@ pub async fn evaluate_csv(
             .await?;
         // One input batch yields at most one output batch, and the queue
         // holds four: draining after every call never blocks the replay.
-        while let Ok(Msg::Rows(b)) = rx.try_recv() {
+        while let Ok(Delivery {
+            msg: Msg::Rows(b), ..
+        }) = rx.try_recv()
+        {
             collect(&b, &config.flag_column, &mut decisions);
         }
         start = end;
     }
     transform.finish(&mut emitter).await?;
-    while let Ok(Msg::Rows(b)) = rx.try_recv() {
+    while let Ok(Delivery {
+        msg: Msg::Rows(b), ..
+    }) = rx.try_recv()
+    {
         collect(&b, &config.flag_column, &mut decisions);
     }
 

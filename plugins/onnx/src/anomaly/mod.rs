@@ -20,7 +20,6 @@
 mod config;
 mod eval;
 mod model;
-pub mod names;
 mod state;
 mod transform;
 

@@ -7,7 +7,7 @@
 //! padding never changes a score.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
@@ -73,12 +73,42 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// An optimised model scoring windows of `history x features` values; what
 /// the transform runs, public for benchmarks and tools.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ScoringModel {
-    plans: Vec<(usize, Arc<TypedRunnableModel>)>,
+    plans: Vec<Plan>,
     history: usize,
     features: usize,
     layout: Layout,
+}
+
+/// One optimised plan and a run state kept between calls, so a call does not
+/// rebuild the per-node state (the values themselves are still allocated by
+/// each operator).
+#[derive(Debug)]
+struct Plan {
+    batch: usize,
+    plan: Arc<TypedRunnableModel>,
+    state: Mutex<Option<TypedSimpleState>>,
+}
+
+impl Plan {
+    fn run(&self, input: Tensor) -> TractResult<TVec<TValue>> {
+        // A concurrent caller (the model is shared) runs on a fresh state
+        // rather than waiting for this one.
+        let Ok(mut slot) = self.state.try_lock() else {
+            return self.plan.run(tvec!(input.into()));
+        };
+        let mut state = match slot.take() {
+            Some(state) => state,
+            None => self.plan.spawn()?,
+        };
+        let out = state.run(tvec!(input.into()));
+        // A state that failed mid-run is dropped, not reused.
+        if out.is_ok() {
+            *slot = Some(state);
+        }
+        out
+    }
 }
 
 fn load_error(path: &Path, e: impl std::fmt::Display) -> ModelError {
@@ -146,7 +176,11 @@ impl ScoringModel {
                     Ok(shape) => shape,
                     Err(e) => load_error(path, e),
                 })?;
-            plans.push((batch, plan));
+            plans.push(Plan {
+                batch,
+                plan,
+                state: Mutex::new(None),
+            });
         }
         Ok(Self {
             plans,
@@ -167,30 +201,31 @@ impl ScoringModel {
         let per_row = self.window_len();
         let rows = windows.len() / per_row;
         let mut scores = Vec::with_capacity(rows);
-        let Some(&(largest, _)) = self.plans.last() else {
+        let Some(largest) = self.plans.last().map(|p| p.batch) else {
             return Err(ModelError::Run("no execution plan".into()));
         };
         for chunk in windows.chunks(largest * per_row) {
             let n = chunk.len() / per_row;
-            let Some((batch, plan)) = self.plans.iter().find(|(b, _)| *b >= n) else {
+            let Some(plan) = self.plans.iter().find(|p| p.batch >= n) else {
                 return Err(ModelError::Run(format!("no plan holds {n} rows")));
             };
-            let mut data = Vec::with_capacity(batch * per_row);
-            data.extend_from_slice(chunk);
-            data.resize(batch * per_row, 0.0);
+            let batch = plan.batch;
             // Both layouts hold the same values in the same order.
-            let input = match self.layout {
-                Layout::Rank3 => tract_ndarray::Array3::from_shape_vec(
-                    (*batch, self.history, self.features),
-                    data,
-                )
-                .map(|a| a.into_tensor()),
-                Layout::Flat => tract_ndarray::Array2::from_shape_vec((*batch, per_row), data)
-                    .map(|a| a.into_tensor()),
+            let shape: &[usize] = match self.layout {
+                Layout::Rank3 => &[batch, self.history, self.features],
+                Layout::Flat => &[batch, per_row],
+            };
+            let input = if n == batch {
+                Tensor::from_shape(shape, chunk)
+            } else {
+                let mut data = Vec::with_capacity(batch * per_row);
+                data.extend_from_slice(chunk);
+                data.resize(batch * per_row, 0.0);
+                Tensor::from_shape(shape, &data)
             }
-            .map_err(|e| ModelError::Run(e.to_string()))?;
+            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
             let out = plan
-                .run(tvec!(input.into()))
+                .run(input)
                 .map_err(|e| ModelError::Run(format!("{e:#}")))?;
             let first = out
                 .first()
@@ -319,7 +354,7 @@ mod tests {
     #[test]
     fn loads_the_univariate_model_with_one_plan_per_bucket() {
         let m = ScoringModel::load(&model_path("univariate-h32.onnx"), None, 32, 1, 512).unwrap();
-        let sizes: Vec<usize> = m.plans.iter().map(|(b, _)| *b).collect();
+        let sizes: Vec<usize> = m.plans.iter().map(|p| p.batch).collect();
         assert_eq!(sizes, vec![1, 8, 64, 512]);
     }
 
@@ -331,6 +366,19 @@ mod tests {
         let one = m.score(&windows[..32]).unwrap();
         assert_eq!(all.len(), 10);
         assert!((all[0] - one[0]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_reused_run_state_gives_the_same_scores_as_a_fresh_one() {
+        let m = ScoringModel::load(&model_path("factory-h16.onnx"), None, 16, 3, 8).unwrap();
+        let a: Vec<f32> = (0..48 * 8).map(|i| ((i as f32) * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..48 * 8)
+            .map(|i| ((i as f32) * 0.11).cos() * 3.0)
+            .collect();
+        let first = m.score(&a).unwrap();
+        let other = m.score(&b).unwrap();
+        assert_eq!(m.score(&a).unwrap(), first);
+        assert_ne!(other, first);
     }
 
     #[test]

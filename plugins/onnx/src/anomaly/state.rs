@@ -198,10 +198,18 @@ impl KeyState {
         let scorable = self.seen >= spec.warmup;
         if scorable {
             if spec.normalize {
-                let (front, back) = self.ring.as_slices();
-                for (i, x) in front.iter().chain(back).enumerate() {
-                    let s = &self.stats[i % spec.features];
-                    out.push(((x - s.mean) / s.scale()) as f32);
+                // Feature by feature, so each scale (a square root) is
+                // computed once per row rather than once per value.
+                let base = out.len();
+                out.resize(base + self.ring.len(), 0.0);
+                let window = &mut out[base..];
+                for (f, s) in self.stats.iter().enumerate() {
+                    let (mean, scale) = (s.mean, s.scale());
+                    let values = self.ring.iter().skip(f).step_by(spec.features);
+                    let slots = window[f..].iter_mut().step_by(spec.features);
+                    for (slot, x) in slots.zip(values) {
+                        *slot = ((x - mean) / scale) as f32;
+                    }
                 }
             } else {
                 out.extend(self.ring.iter().map(|x| *x as f32));

@@ -18,6 +18,7 @@ use sluice_core::arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use sluice_core::arrow_schema::{ArrowError, DataType, SchemaRef, TimeUnit};
+use sluice_core::metrics::names;
 use sluice_core::schema::{event_time_column, same_columns};
 use sluice_core::{BuildCx, BuildError, ComponentError, ComponentMetrics, Emitter, Msg, Transform};
 use tokio::time::Instant;
@@ -25,7 +26,6 @@ use tracing::warn;
 
 use super::config::{AnomalyConfig, OnInvalid, Threshold};
 use super::model::ScoringModel;
-use super::names;
 use super::state::{CalibrationSpec, KeyState, WindowSpec};
 
 /// At most one warning per this interval for each kind of per-row problem.

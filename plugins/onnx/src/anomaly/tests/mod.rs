@@ -18,8 +18,8 @@ use sluice_core::metrics::{ComponentKind, ComponentLabels};
 use sluice_core::schema::{TIMESTAMP_MS, with_event_time};
 use sluice_core::validate::Severity;
 use sluice_core::{
-    BuildCx, ComponentMetrics, EdgeMetrics, Emitter, Msg, Output, Transform, TransformConfig,
-    Validator, WhenFull,
+    BuildCx, ComponentMetrics, Delivery, EdgeMetrics, Emitter, Msg, Output, Transform,
+    TransformConfig, Validator, WhenFull,
 };
 use sluice_testkit::MetricsCapture;
 use tokio::sync::mpsc;
@@ -79,7 +79,7 @@ fn batch(schema: &SchemaRef, device: &str, start: usize, columns: &[Vec<f64>]) -
 struct Harness {
     transform: AnomalyTransform,
     emitter: Emitter,
-    rx: mpsc::Receiver<Msg>,
+    rx: mpsc::Receiver<Delivery>,
     schema: SchemaRef,
 }
 
@@ -141,7 +141,10 @@ impl Harness {
                 .process(Msg::Rows(b), &mut self.emitter)
                 .await
                 .unwrap();
-            while let Ok(Msg::Rows(b)) = self.rx.try_recv() {
+            while let Ok(Delivery {
+                msg: Msg::Rows(b), ..
+            }) = self.rx.try_recv()
+            {
                 out.extend(score_and_flag(&b));
             }
             start = end;

@@ -1,6 +1,8 @@
 //! Scores of known series: clean, spikes, shifts, stuck sensors, keys,
 //! invalid values, eviction, calibration, parity with onnxruntime.
 
+use sluice_core::metrics::names;
+
 use super::*;
 
 const N: usize = 3000;
@@ -143,7 +145,7 @@ async fn null_values_are_flagged_when_asked() {
         .process(Msg::Rows(b), &mut h.emitter)
         .await
         .unwrap();
-    let out = h.rx.try_recv().unwrap().into_rows().unwrap();
+    let out = h.rx.try_recv().unwrap().msg.into_rows().unwrap();
     assert_eq!(score_and_flag(&out), vec![(None, None), (None, Some(true))]);
 }
 
