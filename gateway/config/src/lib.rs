@@ -139,4 +139,6 @@ pub fn load_str(path: &Path, text: &str) -> Result<Pipeline, Diagnostics> {
 }
 
 #[cfg(test)]
+mod payload_tests;
+#[cfg(test)]
 mod tests;

@@ -25,6 +25,14 @@ pub(crate) enum Config {
 }
 
 impl Config {
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Config::Source(c) => c.type_name(),
+            Config::Transform(c) => c.type_name(),
+            Config::Sink(c) => c.type_name(),
+        }
+    }
+
     pub(crate) fn inputs(&self) -> &[String] {
         match self {
             Config::Source(_) => &[],

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use sluice_core::Validator;
 use sluice_core::arrow_schema::{DataType, SchemaRef};
 use sluice_core::schema::same_columns;
+use sluice_core::{Payload, Validator};
 
 use crate::diagnostic::Collector;
 use crate::graph::Graph;
@@ -28,11 +28,13 @@ pub(crate) fn check_all(
             Config::Source(s) => s.check(&mut v),
             // Without a known input schema (upstream broken, or an invalid
             // input) the component's checks cannot run: they all need it.
-            Config::Transform(t) => {
-                input_schema(i, components, graph, &schemas, out).and_then(|s| t.check(&s, &mut v))
-            }
+            Config::Transform(t) => input_schema(i, components, graph, &schemas, out)
+                .filter(|s| payload_fits(i, t.input_payload(), s, components, out))
+                .and_then(|s| t.check(&s, &mut v)),
             Config::Sink(k) => {
-                if let Some(s) = input_schema(i, components, graph, &schemas, out) {
+                if let Some(s) = input_schema(i, components, graph, &schemas, out)
+                    .filter(|s| payload_fits(i, Payload::Rows, s, components, out))
+                {
                     k.check(&s, &mut v);
                 }
                 None
@@ -44,6 +46,47 @@ pub(crate) fn check_all(
         }
     }
     schemas
+}
+
+/// Whether the payload flowing into component `i` (rows or camera frames)
+/// is the one it takes; reports the mismatch at its first input.
+fn payload_fits(
+    i: usize,
+    takes: Payload,
+    input: &SchemaRef,
+    components: &[Component<'_>],
+    out: &mut Collector,
+) -> bool {
+    let carries = Payload::of(input);
+    if carries == takes {
+        return true;
+    }
+    let c = &components[i];
+    let pos = c.node.find(&["inputs".to_owned(), "0".to_owned()]).pos;
+    let kind = c.config.as_ref().map_or("", Config::type_name);
+    let upstream = c
+        .config
+        .as_ref()
+        .and_then(|k| k.inputs().first().cloned())
+        .unwrap_or_default();
+    out.error(
+        pos,
+        format!(
+            "`{}` (type `{kind}`) takes {}, but its input `{upstream}` carries {}",
+            c.id,
+            takes.as_str(),
+            carries.as_str()
+        ),
+    )
+    .help = Some(match carries {
+        Payload::Frames => {
+            "camera frames go to a `detect` transform first; read its rows".to_owned()
+        }
+        Payload::Rows => {
+            "this component reads camera frames from a `frames` or `camera` source".to_owned()
+        }
+    });
+    false
 }
 
 /// The schema flowing into component `i`: that of its inputs, which must all
