@@ -1,0 +1,150 @@
+//! Validation: `sluice validate` reports every problem with the config and
+//! the model file, with how to fix it, and never panics.
+
+use std::io::Write;
+
+use sluice_core::Validator;
+use sluice_core::validate::{Issue, Severity};
+
+use super::events;
+use super::*;
+
+fn parse(yaml: &str) -> SummarizeConfig {
+    serde_saphyr::from_str(yaml).unwrap()
+}
+
+fn errors(cfg: &SummarizeConfig) -> Vec<Issue> {
+    let mut v = Validator::new();
+    let schema = cfg.check(&events::schema(), &mut v);
+    let errors: Vec<Issue> = v
+        .into_issues()
+        .into_iter()
+        .filter(|i| i.severity == Severity::Error)
+        .collect();
+    assert_eq!(schema.is_some(), errors.is_empty(), "{errors:?}");
+    errors
+}
+
+#[test]
+fn a_missing_model_is_an_error_that_says_how_to_fetch_it() {
+    let cfg = parse("inputs: [a]\nmodel: models/slm/not-there.gguf\nevery: 5m\n");
+    let e = errors(&cfg);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].path, vec!["model"]);
+    assert!(
+        e[0].message.contains("not-there.gguf not found"),
+        "{}",
+        e[0].message
+    );
+    assert!(
+        e[0].help
+            .as_deref()
+            .unwrap()
+            .contains("models/slm/fetch.sh")
+    );
+}
+
+#[test]
+fn a_file_that_is_not_gguf_is_an_error() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(b"<html>not a model</html>").unwrap();
+    let cfg = parse(&format!(
+        "inputs: [a]\nmodel: {}\nevery: 5m\n",
+        f.path().display()
+    ));
+    let e = errors(&cfg);
+    assert!(
+        e[0].message.contains("missing the GGUF magic bytes"),
+        "{:?}",
+        e[0]
+    );
+}
+
+#[test]
+fn a_truncated_gguf_is_an_error_not_a_crash() {
+    let model = std::fs::read(model_path()).unwrap();
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(&model[..4096]).unwrap();
+    let cfg = parse(&format!(
+        "inputs: [a]\nmodel: {}\nevery: 5m\n",
+        f.path().display()
+    ));
+    let e = errors(&cfg);
+    assert!(
+        e[0].message.contains("is not a loadable GGUF model"),
+        "{:?}",
+        e[0]
+    );
+    let cx = BuildCx {
+        pipeline: "test".into(),
+        id: "digest".into(),
+        input_schema: Some(events::schema()),
+        metrics: ComponentMetrics::new(ComponentLabels::new(
+            "test",
+            "digest",
+            ComponentKind::Transform,
+            "summarize",
+        )),
+    };
+    let err = cfg.build(&cx).unwrap_err().to_string();
+    assert!(err.contains("component `digest`"), "{err}");
+}
+
+#[test]
+fn column_settings_are_checked_against_the_input() {
+    let cfg = parse(&format!(
+        "inputs: [a]\nmodel: {}\nkeys: [device, aisle]\ntime: kind\nmeasures: [zone]\n\
+         severity: {{column: nope}}\nprompt: no facts here\n",
+        model_path().display()
+    ));
+    let e = errors(&cfg);
+    let msgs: Vec<&str> = e.iter().map(|i| i.message.as_str()).collect();
+    assert!(
+        msgs.contains(&"set `every`, `max_events` or both: nothing would close a window"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.contains(&"`aisle` is not a column of the input"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.contains(&"`kind` is Utf8, expected a timestamp or int64 milliseconds"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.contains(&"`zone` is Utf8, expected a numeric column"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.contains(&"`nope` is not a column of the input"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.contains(&"the prompt must contain `{facts}`"),
+        "{msgs:?}"
+    );
+}
+
+#[test]
+fn a_valid_config_yields_the_digest_schema() {
+    let cfg = config("every: 5m\n");
+    let mut v = Validator::new();
+    let schema = cfg.check(&events::schema(), &mut v).unwrap();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "window_start",
+            "window_end",
+            "summary",
+            "severity",
+            "event_count",
+            "facts",
+            "model",
+            "prompt_tokens",
+            "generated_tokens",
+            "generation_seconds"
+        ]
+    );
+    assert!(v.into_issues().is_empty());
+}

@@ -1,0 +1,157 @@
+//! Behaviour with the real model (SmolLM2-135M-Instruct, fetched by
+//! `models/slm/fetch.sh`): no mocks. Shared helpers live here.
+
+mod checks;
+mod events;
+mod model;
+
+use std::path::PathBuf;
+
+use sluice_core::arrow_array::RecordBatch;
+use sluice_core::arrow_array::cast::AsArray;
+use sluice_core::arrow_schema::SchemaRef;
+use sluice_core::metrics::{ComponentKind, ComponentLabels};
+use sluice_core::{
+    BuildCx, ComponentMetrics, Delivery, EdgeMetrics, Emitter, Msg, Output, Transform,
+    TransformConfig, WhenFull,
+};
+use sluice_testkit::MetricsCapture;
+use tokio::sync::mpsc;
+
+use super::*;
+
+pub(crate) const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The default model; fails the test (never skips it) when it is missing.
+pub(crate) fn model_path() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/slm")
+        .join(MODEL_FILE);
+    assert!(
+        p.is_file(),
+        "model file {} is missing: run models/slm/fetch.sh (scripts/setup.sh does it)",
+        p.display()
+    );
+    p
+}
+
+/// A config for the fixed event batches. The time budget is generous unless
+/// a test sets its own: these tests check content, and a test machine may be
+/// busy with other builds (speed is checked by `bench/slm`).
+pub(crate) fn config(extra: &str) -> SummarizeConfig {
+    let timeout = if extra.contains("timeout:") {
+        ""
+    } else {
+        "timeout: 300s\n"
+    };
+    let yaml = format!(
+        "inputs: [events]\nmodel: {}\nkind: kind\nmeasures: [score]\n{timeout}{extra}",
+        model_path().display()
+    );
+    serde_saphyr::from_str(&yaml).unwrap()
+}
+
+pub(crate) struct Harness {
+    pub(crate) transform: SummarizeTransform,
+    pub(crate) emitter: Emitter,
+    pub(crate) rx: mpsc::Receiver<Delivery>,
+}
+
+pub(crate) fn harness(
+    cfg: &SummarizeConfig,
+    schema: SchemaRef,
+    capture: Option<&MetricsCapture>,
+) -> Harness {
+    let labels = ComponentLabels::new("test", "digest", ComponentKind::Transform, "summarize");
+    let metrics = match capture {
+        Some(c) => c.scoped(|| ComponentMetrics::new(labels)),
+        None => ComponentMetrics::new(labels),
+    };
+    let cx = BuildCx {
+        pipeline: "test".into(),
+        id: "digest".into(),
+        input_schema: Some(schema),
+        metrics: metrics.clone(),
+    };
+    let transform = match capture {
+        Some(c) => c.scoped(|| cfg.build(&cx)).unwrap(),
+        None => cfg.build(&cx).unwrap(),
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let output = Output {
+        tx,
+        when_full: WhenFull::Block,
+        edge: EdgeMetrics::new("test", "digest", "out"),
+    };
+    Harness {
+        transform,
+        emitter: Emitter::new(vec![output], metrics),
+        rx,
+    }
+}
+
+/// One digest row, read back.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Row {
+    pub(crate) summary: String,
+    pub(crate) severity: String,
+    pub(crate) event_count: u64,
+    pub(crate) facts: String,
+    pub(crate) model: String,
+    pub(crate) prompt_tokens: u32,
+    pub(crate) generated_tokens: u32,
+}
+
+pub(crate) fn rows(b: &RecordBatch) -> Vec<Row> {
+    use sluice_core::arrow_array::types::{UInt32Type, UInt64Type};
+    let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+    let (summary, severity, facts, model) = (s("summary"), s("severity"), s("facts"), s("model"));
+    let count = b
+        .column_by_name("event_count")
+        .unwrap()
+        .as_primitive::<UInt64Type>();
+    let pt = b
+        .column_by_name("prompt_tokens")
+        .unwrap()
+        .as_primitive::<UInt32Type>();
+    let gt = b
+        .column_by_name("generated_tokens")
+        .unwrap()
+        .as_primitive::<UInt32Type>();
+    (0..b.num_rows())
+        .map(|i| Row {
+            summary: summary.value(i).to_owned(),
+            severity: severity.value(i).to_owned(),
+            event_count: count.value(i),
+            facts: facts.value(i).to_owned(),
+            model: model.value(i).to_owned(),
+            prompt_tokens: pt.value(i),
+            generated_tokens: gt.value(i),
+        })
+        .collect()
+}
+
+impl Harness {
+    /// Pushes `batches`, closes the input and returns every digest row.
+    pub(crate) async fn run(&mut self, batches: Vec<RecordBatch>) -> Vec<Row> {
+        for b in batches {
+            self.transform
+                .process(Msg::Rows(b), &mut self.emitter)
+                .await
+                .unwrap();
+        }
+        self.transform.finish(&mut self.emitter).await.unwrap();
+        self.drain()
+    }
+
+    pub(crate) fn drain(&mut self) -> Vec<Row> {
+        let mut out = Vec::new();
+        while let Ok(Delivery {
+            msg: Msg::Rows(b), ..
+        }) = self.rx.try_recv()
+        {
+            out.extend(rows(&b));
+        }
+        out
+    }
+}
