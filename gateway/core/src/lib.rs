@@ -23,6 +23,7 @@
 //! and waits for channel capacity, which is where backpressure happens.
 #![warn(missing_docs)]
 
+pub mod ack;
 pub mod blocking;
 pub mod component;
 pub mod config;
@@ -32,12 +33,15 @@ pub mod error;
 pub mod frame;
 pub mod health;
 pub mod json;
+pub mod latest;
 pub mod metrics;
 pub mod msg;
+pub mod payload;
 pub mod schema;
 pub mod units;
 pub mod validate;
 
+pub use ack::{Ack, AckTracker, Delivery, Settled};
 pub use blocking::blocking;
 pub use component::{Sink, Source, SourceCx, Transform};
 pub use config::{BuildCx, SinkConfig, SourceConfig, TransformConfig};
@@ -46,8 +50,10 @@ pub use env::EnvString;
 pub use error::{BuildError, ComponentError, ErrorKind, Retry};
 pub use frame::{Frame, FrameEncoding};
 pub use health::ReadyFlag;
+pub use latest::LatestQueue;
 pub use metrics::{ComponentKind, ComponentLabels, ComponentMetrics, EdgeMetrics, InputMetrics};
 pub use msg::Msg;
+pub use payload::{Payload, frame_stream_schema};
 pub use units::{ByteSize, HumanDuration};
 pub use validate::Validator;
 

@@ -49,11 +49,17 @@ macro_rules! type_first_visitor {
 
 type_first_visitor!(AnySourceConfig, "source", SOURCE_KINDS, {
     "mqtt" => Mqtt(sluice_plugin_mqtt::MqttSourceConfig),
+    "frames" => Frames(sluice_plugin_vision::FramesConfig),
 });
 
 type_first_visitor!(AnyTransformConfig, "transform", TRANSFORM_KINDS, {
     "sql" => Sql(sluice_plugin_sql::SqlConfig),
     "filter" => Filter(sluice_plugin_sql::FilterConfig),
+    "anomaly" => Anomaly(sluice_plugin_onnx::AnomalyConfig),
+    "summarize" => Summarize(sluice_plugin_summarize::SummarizeConfig),
+    "detect" => Detect(sluice_plugin_vision::DetectConfig),
+    "track" => Track(sluice_plugin_vision::TrackConfig),
+    "zones" => Zones(sluice_plugin_vision::ZonesConfig),
 });
 
 type_first_visitor!(AnySinkConfig, "sink", SINK_KINDS, {

@@ -6,12 +6,17 @@ use tokio::time::Instant;
 use sluice_core::{ComponentError, Emitter, Msg, Sink, Source, SourceCx, Transform};
 use sluice_plugin_io::{ConsoleSink, FileSink};
 use sluice_plugin_mqtt::{MqttSink, MqttSource};
+use sluice_plugin_onnx::AnomalyTransform;
 use sluice_plugin_sql::{FilterTransform, SqlTransform};
+use sluice_plugin_summarize::SummarizeTransform;
+use sluice_plugin_vision::{DetectTransform, FramesSource, TrackTransform, ZonesTransform};
 
 /// Any running source.
 pub enum AnySource {
     /// MQTT subscriber.
     Mqtt(MqttSource),
+    /// Camera frames from files or HTTP.
+    Frames(FramesSource),
 }
 
 /// Any running transform.
@@ -20,6 +25,16 @@ pub enum AnyTransform {
     Sql(SqlTransform),
     /// SQL predicate filter.
     Filter(FilterTransform),
+    /// ONNX anomaly scoring.
+    Anomaly(AnomalyTransform),
+    /// Event digests by a small language model.
+    Summarize(SummarizeTransform),
+    /// Object detection on frames.
+    Detect(DetectTransform),
+    /// Track ids for detections.
+    Track(TrackTransform),
+    /// Zone and line events.
+    Zones(ZonesTransform),
 }
 
 /// Any running sink.
@@ -39,6 +54,7 @@ impl Source for AnySource {
     async fn run(self, cx: SourceCx) -> Result<(), ComponentError> {
         match self {
             AnySource::Mqtt(s) => s.run(cx).await,
+            AnySource::Frames(s) => s.run(cx).await,
         }
     }
 }
@@ -48,6 +64,11 @@ impl Transform for AnyTransform {
         match self {
             AnyTransform::Sql(t) => t.process(msg, out).await,
             AnyTransform::Filter(t) => t.process(msg, out).await,
+            AnyTransform::Anomaly(t) => t.process(msg, out).await,
+            AnyTransform::Summarize(t) => t.process(msg, out).await,
+            AnyTransform::Detect(t) => t.process(msg, out).await,
+            AnyTransform::Track(t) => t.process(msg, out).await,
+            AnyTransform::Zones(t) => t.process(msg, out).await,
         }
     }
 
@@ -55,6 +76,11 @@ impl Transform for AnyTransform {
         match self {
             AnyTransform::Sql(t) => t.tick_interval(),
             AnyTransform::Filter(t) => t.tick_interval(),
+            AnyTransform::Anomaly(t) => t.tick_interval(),
+            AnyTransform::Summarize(t) => t.tick_interval(),
+            AnyTransform::Detect(t) => t.tick_interval(),
+            AnyTransform::Track(t) => t.tick_interval(),
+            AnyTransform::Zones(t) => t.tick_interval(),
         }
     }
 
@@ -62,6 +88,11 @@ impl Transform for AnyTransform {
         match self {
             AnyTransform::Sql(t) => t.on_tick(now, out).await,
             AnyTransform::Filter(t) => t.on_tick(now, out).await,
+            AnyTransform::Anomaly(t) => t.on_tick(now, out).await,
+            AnyTransform::Summarize(t) => t.on_tick(now, out).await,
+            AnyTransform::Detect(t) => t.on_tick(now, out).await,
+            AnyTransform::Track(t) => t.on_tick(now, out).await,
+            AnyTransform::Zones(t) => t.on_tick(now, out).await,
         }
     }
 
@@ -69,6 +100,11 @@ impl Transform for AnyTransform {
         match self {
             AnyTransform::Sql(t) => t.finish(out).await,
             AnyTransform::Filter(t) => t.finish(out).await,
+            AnyTransform::Anomaly(t) => t.finish(out).await,
+            AnyTransform::Summarize(t) => t.finish(out).await,
+            AnyTransform::Detect(t) => t.finish(out).await,
+            AnyTransform::Track(t) => t.finish(out).await,
+            AnyTransform::Zones(t) => t.finish(out).await,
         }
     }
 }

@@ -15,16 +15,28 @@ pub use dispatch::{AnySink, AnySource, AnyTransform};
 
 use sluice_core::arrow_schema::SchemaRef;
 use sluice_core::{
-    BufferConfig, BuildCx, BuildError, SinkConfig, SourceConfig, TransformConfig, Validator,
+    BufferConfig, BuildCx, BuildError, Payload, SinkConfig, SourceConfig, TransformConfig,
+    Validator,
 };
 use sluice_plugin_io::{ConsoleSinkConfig, FileSinkConfig};
 use sluice_plugin_mqtt::{MqttSinkConfig, MqttSourceConfig};
+use sluice_plugin_onnx::AnomalyConfig;
 use sluice_plugin_sql::{FilterConfig, SqlConfig};
+use sluice_plugin_summarize::SummarizeConfig;
+use sluice_plugin_vision::{DetectConfig, FramesConfig, TrackConfig, ZonesConfig};
 
 /// Source `type`s, for error messages.
-pub const SOURCE_KINDS: &[&str] = &["mqtt"];
+pub const SOURCE_KINDS: &[&str] = &["mqtt", "frames"];
 /// Transform `type`s, for error messages.
-pub const TRANSFORM_KINDS: &[&str] = &["sql", "filter"];
+pub const TRANSFORM_KINDS: &[&str] = &[
+    "sql",
+    "filter",
+    "anomaly",
+    "summarize",
+    "detect",
+    "track",
+    "zones",
+];
 /// Sink `type`s, for error messages.
 pub const SINK_KINDS: &[&str] = &["mqtt", "file", "console"];
 
@@ -33,6 +45,8 @@ pub const SINK_KINDS: &[&str] = &["mqtt", "file", "console"];
 pub enum AnySourceConfig {
     /// `type: mqtt`
     Mqtt(MqttSourceConfig),
+    /// `type: frames`
+    Frames(FramesConfig),
 }
 
 /// Config of any transform.
@@ -42,6 +56,16 @@ pub enum AnyTransformConfig {
     Sql(SqlConfig),
     /// `type: filter`
     Filter(FilterConfig),
+    /// `type: anomaly`
+    Anomaly(AnomalyConfig),
+    /// `type: summarize`
+    Summarize(SummarizeConfig),
+    /// `type: detect`
+    Detect(DetectConfig),
+    /// `type: track`
+    Track(TrackConfig),
+    /// `type: zones`
+    Zones(ZonesConfig),
 }
 
 /// Config of any sink.
@@ -62,6 +86,7 @@ impl AnySourceConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Mqtt(_) => "mqtt",
+            Self::Frames(_) => "frames",
         }
     }
 
@@ -69,6 +94,7 @@ impl AnySourceConfig {
     pub fn check(&self, v: &mut Validator) -> Option<SchemaRef> {
         match self {
             Self::Mqtt(c) => c.check(v),
+            Self::Frames(c) => c.check(v),
         }
     }
 
@@ -76,6 +102,7 @@ impl AnySourceConfig {
     pub fn build(&self, cx: &BuildCx) -> Result<AnySource, BuildError> {
         Ok(match self {
             Self::Mqtt(c) => AnySource::Mqtt(c.build(cx)?),
+            Self::Frames(c) => AnySource::Frames(c.build(cx)?),
         })
     }
 }
@@ -86,6 +113,19 @@ impl AnyTransformConfig {
         match self {
             Self::Sql(_) => "sql",
             Self::Filter(_) => "filter",
+            Self::Anomaly(_) => "anomaly",
+            Self::Summarize(_) => "summarize",
+            Self::Detect(_) => "detect",
+            Self::Track(_) => "track",
+            Self::Zones(_) => "zones",
+        }
+    }
+
+    /// What the transform reads: rows, or camera frames (`detect`).
+    pub fn input_payload(&self) -> Payload {
+        match self {
+            Self::Detect(_) => Payload::Frames,
+            _ => Payload::Rows,
         }
     }
 
@@ -94,6 +134,11 @@ impl AnyTransformConfig {
         match self {
             Self::Sql(c) => c.inputs(),
             Self::Filter(c) => c.inputs(),
+            Self::Anomaly(c) => c.inputs(),
+            Self::Summarize(c) => c.inputs(),
+            Self::Detect(c) => c.inputs(),
+            Self::Track(c) => c.inputs(),
+            Self::Zones(c) => c.inputs(),
         }
     }
 
@@ -102,6 +147,11 @@ impl AnyTransformConfig {
         match self {
             Self::Sql(c) => c.buffer(),
             Self::Filter(c) => c.buffer(),
+            Self::Anomaly(c) => c.buffer(),
+            Self::Summarize(c) => c.buffer(),
+            Self::Detect(c) => c.buffer(),
+            Self::Track(c) => c.buffer(),
+            Self::Zones(c) => c.buffer(),
         }
     }
 
@@ -110,6 +160,11 @@ impl AnyTransformConfig {
         match self {
             Self::Sql(c) => c.check(input, v),
             Self::Filter(c) => c.check(input, v),
+            Self::Anomaly(c) => c.check(input, v),
+            Self::Summarize(c) => c.check(input, v),
+            Self::Detect(c) => c.check(input, v),
+            Self::Track(c) => c.check(input, v),
+            Self::Zones(c) => c.check(input, v),
         }
     }
 
@@ -118,6 +173,11 @@ impl AnyTransformConfig {
         Ok(match self {
             Self::Sql(c) => AnyTransform::Sql(c.build(cx)?),
             Self::Filter(c) => AnyTransform::Filter(c.build(cx)?),
+            Self::Anomaly(c) => AnyTransform::Anomaly(c.build(cx)?),
+            Self::Summarize(c) => AnyTransform::Summarize(c.build(cx)?),
+            Self::Detect(c) => AnyTransform::Detect(c.build(cx)?),
+            Self::Track(c) => AnyTransform::Track(c.build(cx)?),
+            Self::Zones(c) => AnyTransform::Zones(c.build(cx)?),
         })
     }
 }
