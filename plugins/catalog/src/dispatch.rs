@@ -12,6 +12,8 @@ use sluice_plugin_summarize::SummarizeTransform;
 use sluice_plugin_vision::{DetectTransform, FramesSource, TrackTransform, ZonesTransform};
 
 /// Any running source.
+// Built once per component and never moved on the data path.
+#[allow(clippy::large_enum_variant)]
 pub enum AnySource {
     /// MQTT subscriber.
     Mqtt(MqttSource),
