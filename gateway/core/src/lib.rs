@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod ack;
+pub mod backoff;
 pub mod blocking;
 pub mod component;
 pub mod config;
@@ -42,6 +43,7 @@ pub mod units;
 pub mod validate;
 
 pub use ack::{Ack, AckTracker, Delivery, Settled};
+pub use backoff::Backoff;
 pub use blocking::blocking;
 pub use component::{Sink, Source, SourceCx, Transform};
 pub use config::{BuildCx, SinkConfig, SourceConfig, TransformConfig};

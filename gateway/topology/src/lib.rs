@@ -7,7 +7,6 @@
 //! are reported by id and aborted.
 #![warn(missing_docs)]
 
-mod backoff;
 mod pipeline;
 mod tasks;
 

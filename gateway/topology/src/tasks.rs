@@ -13,8 +13,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::backoff::Backoff;
 use crate::pipeline::PipelineState;
+use sluice_core::Backoff;
 
 /// A source that ran this long before failing is considered healthy again.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);

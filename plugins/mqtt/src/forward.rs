@@ -20,7 +20,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use crate::durable::{Store, with_id};
-use crate::options::Backoff;
 use crate::publisher::{Publisher, PublisherConfig};
 
 /// How long the forwarder waits for the disconnect when stopping.
@@ -92,7 +91,7 @@ async fn run(
     cfg.acked = Some(ack_tx);
     cfg.qos = QoS::AtLeastOnce;
     let lease_max = cfg.window.max(1);
-    let mut errors = Backoff::new(cfg.reconnect);
+    let mut errors = cfg.reconnect.backoff();
     // A previous forwarder of this sink may have leased entries it never
     // published; start again at the oldest unacknowledged one.
     store.release();

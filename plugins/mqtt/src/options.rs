@@ -8,7 +8,7 @@ use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
-use sluice_core::{BuildError, ByteSize, EnvString, HumanDuration, Validator};
+use sluice_core::{Backoff, BuildError, ByteSize, EnvString, HumanDuration, Validator};
 
 /// MQTT delivery guarantee.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -340,38 +340,10 @@ pub(crate) fn default_client_id(pipeline: &str, id: &str) -> String {
         .collect()
 }
 
-/// Jittered exponential backoff: each failure doubles the base delay up to
-/// the maximum; the actual delay is drawn from `[base/2, base]` so many
-/// gateways reconnecting to one broker spread out.
-#[derive(Debug, Clone)]
-pub(crate) struct Backoff {
-    min: Duration,
-    max: Duration,
-    failures: u32,
-}
-
-impl Backoff {
-    pub(crate) fn new(cfg: ReconnectConfig) -> Self {
-        Self {
-            min: cfg.min_backoff.0,
-            max: cfg.max_backoff.0.max(cfg.min_backoff.0),
-            failures: 0,
-        }
-    }
-
-    /// The delay before the next attempt.
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let base = self
-            .min
-            .saturating_mul(1u32 << self.failures.min(20))
-            .min(self.max);
-        self.failures = self.failures.saturating_add(1);
-        base.mul_f64(rand::random_range(0.5..=1.0))
-    }
-
-    /// A connection succeeded.
-    pub(crate) fn reset(&mut self) {
-        self.failures = 0;
+impl ReconnectConfig {
+    /// The backoff these settings describe.
+    pub(crate) fn backoff(self) -> Backoff {
+        Backoff::new(self.min_backoff.0, self.max_backoff.0)
     }
 }
 
@@ -505,22 +477,14 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_the_maximum_and_resets() {
-        let mut b = Backoff::new(ReconnectConfig {
+    fn reconnect_settings_give_a_backoff_between_their_bounds() {
+        let mut b = ReconnectConfig {
             min_backoff: HumanDuration(Duration::from_millis(100)),
             max_backoff: HumanDuration(Duration::from_millis(350)),
-        });
-        let delays: Vec<Duration> = (0..4).map(|_| b.next_delay()).collect();
-        let bases = [100, 200, 350, 350];
-        for (d, base) in delays.iter().zip(bases) {
-            let base = Duration::from_millis(base);
-            assert!(
-                *d >= base / 2 && *d <= base,
-                "{d:?} not within [{:?}, {base:?}]",
-                base / 2
-            );
         }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(100));
+        .backoff();
+        let first = b.next_delay();
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+        assert!((0..5).all(|_| b.next_delay() <= Duration::from_millis(350)));
     }
 }

@@ -16,14 +16,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use metrics::{Counter, Gauge};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
-use sluice_core::{ComponentError, ComponentMetrics, metrics::names};
+use sluice_core::{Backoff, ComponentError, ComponentMetrics, metrics::names};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::options::{Backoff, ReconnectConfig, network_options};
+use crate::options::{ReconnectConfig, network_options};
 
 /// One message to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +160,7 @@ impl Publisher {
         let (client, mut eventloop) = AsyncClient::new(cfg.options.clone(), cfg.window + 4);
         eventloop.set_network_options(network_options());
         let task = Task {
-            backoff: Backoff::new(cfg.reconnect),
+            backoff: cfg.reconnect.backoff(),
             cfg,
             client,
             rx,

@@ -12,13 +12,13 @@ use sluice_core::arrow_schema::SchemaRef;
 use sluice_core::metrics::names;
 use sluice_core::schema::{FieldSpec, FieldType, TOPIC_COLUMN, build_schema, schema_ref};
 use sluice_core::{
-    BuildCx, BuildError, ByteSize, EnvString, HumanDuration, SourceConfig, Validator,
+    Backoff, BuildCx, BuildError, ByteSize, EnvString, HumanDuration, SourceConfig, Validator,
 };
 
 use crate::decode::JsonDecoder;
 use crate::options::{
-    Backoff, ConnectionSpec, Qos, ReconnectConfig, TlsConfig, default_client_id,
-    default_keep_alive, default_max_packet_size,
+    ConnectionSpec, Qos, ReconnectConfig, TlsConfig, default_client_id, default_keep_alive,
+    default_max_packet_size,
 };
 use crate::topic::check_filter;
 
@@ -252,7 +252,7 @@ impl SourceConfig for MqttSourceConfig {
             linger: self.linger.0,
             on_bad_data: self.on_bad_data,
             ack,
-            backoff: Backoff::new(self.reconnect),
+            backoff: self.reconnect.backoff(),
             link_up: cx.metrics.gauge(names::LINK_UP),
             connection_errors: cx.metrics.counter(names::MQTT_CONNECTION_ERRORS_TOTAL),
             reconnects: cx.metrics.counter(names::MQTT_RECONNECTS_TOTAL),

@@ -135,6 +135,18 @@ async fn drops_bad_messages_and_counts_them_by_reason() {
     src.stop().await.0.unwrap();
 }
 
+/// `n` valid readings `{"device":"d","ts":i,"vibration":i}` on `topic`.
+fn readings(topic: &str, n: usize) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            msg(
+                topic.to_owned(),
+                &format!(r#"{{"device":"d","ts":{i},"vibration":{i}}}"#),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_hold_at_most_max_batch_rows_and_flush_after_linger() {
     require_mosquitto!();
@@ -147,14 +159,7 @@ async fn batches_hold_at_most_max_batch_rows_and_flush_after_linger() {
     let mut src = RunningSource::start(source_config(&broker, &prefix, extra), 16);
     src.wait_ready().await;
     let t = format!("{prefix}/m3/telemetry");
-    let messages: Vec<_> = (0..25)
-        .map(|i| {
-            msg(
-                t.clone(),
-                &format!(r#"{{"device":"d","ts":{i},"vibration":{i}}}"#),
-            )
-        })
-        .collect();
+    let messages = readings(&t, 25);
     publish(broker.port(), &messages).await;
     let published = Instant::now();
 
@@ -186,14 +191,7 @@ async fn shutdown_emits_the_partial_batch_and_returns_ok() {
     let src = RunningSource::start(source_config(&broker, &prefix, extra), 8);
     src.wait_ready().await;
     let t = format!("{prefix}/m4/telemetry");
-    let messages: Vec<_> = (0..3)
-        .map(|i| {
-            msg(
-                t.clone(),
-                &format!(r#"{{"device":"d","ts":{i},"vibration":1}}"#),
-            )
-        })
-        .collect();
+    let messages = readings(&t, 3);
     publish(broker.port(), &messages).await;
     // The source acknowledges a message once it has read it from the socket.
     let acked = format!("Received PUBACK from {client_id} ");
@@ -217,14 +215,7 @@ async fn pubacks_wait_until_downstream_is_done_with_the_batch() {
     let mut src = RunningSource::start(source_config(&broker, &prefix, extra), 8);
     src.wait_ready().await;
     let t = format!("{prefix}/m6/telemetry");
-    let messages: Vec<_> = (0..3)
-        .map(|i| {
-            msg(
-                t.clone(),
-                &format!(r#"{{"device":"d","ts":{i},"vibration":1}}"#),
-            )
-        })
-        .collect();
+    let messages = readings(&t, 3);
     publish(broker.port(), &messages).await;
     // The batches may arrive one by one (a batch goes out as soon as the
     // socket is quiet); hold all of them.

@@ -113,7 +113,7 @@ impl FramesSource {
         &self,
         url: &HttpUrl,
         c: &mut Capture,
-        backoff: &mut super::source::Backoff,
+        backoff: &mut sluice_core::Backoff,
     ) -> Result<(), HttpError> {
         let resp = get(url, self.timeout).await?;
         let content_type = resp.header("content-type").unwrap_or("").to_owned();

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics::Counter;
 use sluice_core::{
-    BuildCx, ComponentError, ComponentMetrics, Frame, FrameEncoding, LatestQueue, Msg, Source,
-    SourceCx, bytes::Bytes,
+    Backoff, BuildCx, ComponentError, ComponentMetrics, Frame, FrameEncoding, LatestQueue, Msg,
+    Source, SourceCx, bytes::Bytes,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -64,37 +64,6 @@ impl FramesSource {
             max_frame: usize::try_from(cfg.max_frame_bytes.bytes()).unwrap_or(usize::MAX),
             backoff: Backoff::new(cfg.min_backoff.get(), cfg.max_backoff.get()),
         }
-    }
-}
-
-/// Jittered exponential backoff between reconnects.
-#[derive(Debug, Clone)]
-pub(super) struct Backoff {
-    min: Duration,
-    max: Duration,
-    failures: u32,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
-        Self {
-            min,
-            max: max.max(min),
-            failures: 0,
-        }
-    }
-
-    pub(super) fn next_delay(&mut self) -> Duration {
-        let base = self
-            .min
-            .saturating_mul(1u32 << self.failures.min(20))
-            .min(self.max);
-        self.failures = self.failures.saturating_add(1);
-        base.mul_f64(rand::random_range(0.5..=1.0))
-    }
-
-    pub(super) fn reset(&mut self) {
-        self.failures = 0;
     }
 }
 
