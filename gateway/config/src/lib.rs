@@ -139,6 +139,8 @@ pub fn load_str(path: &Path, text: &str) -> Result<Pipeline, Diagnostics> {
 }
 
 #[cfg(test)]
+mod join_tests;
+#[cfg(test)]
 mod payload_tests;
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,13 @@
 //! Runs every component's own `check` in data-flow order, handing each the
 //! schema of its input, and checks that components with several inputs get
-//! the same columns from all of them.
+//! the same columns from all of them. A transform that reads its inputs apart
+//! (a `sql` query joining its inputs as tables) instead gets the schema of
+//! each input and checks them itself.
 
 use std::collections::HashMap;
 
 use sluice_core::arrow_schema::{DataType, SchemaRef};
+use sluice_core::config::InputSchema;
 use sluice_core::schema::same_columns;
 use sluice_core::{Payload, Validator};
 
@@ -26,14 +29,25 @@ pub(crate) fn check_all(
         let mut v = Validator::new();
         let output = match config {
             Config::Source(s) => s.check(&mut v),
+            Config::Transform(t) if t.reads_inputs_apart() => {
+                input_schemas(i, components, graph, &schemas)
+                    .filter(|inputs| {
+                        // Every input is checked, so each mismatch is reported.
+                        inputs.iter().enumerate().fold(true, |fits, (k, input)| {
+                            payload_fits(i, k, t.input_payload(), &input.schema, components, out)
+                                && fits
+                        })
+                    })
+                    .and_then(|inputs| t.check_inputs(&inputs, &mut v))
+            }
             // Without a known input schema (upstream broken, or an invalid
             // input) the component's checks cannot run: they all need it.
             Config::Transform(t) => input_schema(i, components, graph, &schemas, out)
-                .filter(|s| payload_fits(i, t.input_payload(), s, components, out))
+                .filter(|s| payload_fits(i, 0, t.input_payload(), s, components, out))
                 .and_then(|s| t.check(&s, &mut v)),
             Config::Sink(k) => {
                 if let Some(s) = input_schema(i, components, graph, &schemas, out)
-                    .filter(|s| payload_fits(i, Payload::Rows, s, components, out))
+                    .filter(|s| payload_fits(i, 0, Payload::Rows, s, components, out))
                 {
                     k.check(&s, &mut v);
                 }
@@ -49,9 +63,10 @@ pub(crate) fn check_all(
 }
 
 /// Whether the payload flowing into component `i` (rows or camera frames)
-/// is the one it takes; reports the mismatch at its first input.
+/// on its input `k` is the one it takes; reports the mismatch at that input.
 fn payload_fits(
     i: usize,
+    k: usize,
     takes: Payload,
     input: &SchemaRef,
     components: &[Component<'_>],
@@ -62,12 +77,12 @@ fn payload_fits(
         return true;
     }
     let c = &components[i];
-    let pos = c.node.find(&["inputs".to_owned(), "0".to_owned()]).pos;
+    let pos = c.node.find(&["inputs".to_owned(), k.to_string()]).pos;
     let kind = c.config.as_ref().map_or("", Config::type_name);
     let upstream = c
         .config
         .as_ref()
-        .and_then(|k| k.inputs().first().cloned())
+        .and_then(|config| config.inputs().get(k).cloned())
         .unwrap_or_default();
     out.error(
         pos,
@@ -120,14 +135,46 @@ fn input_schema(
                     column_diff(first, schema, a, b)
                 ),
             )
-            .help = Some(
-                "all inputs of a component must have the same columns, in the same order"
-                    .to_owned(),
-            );
+            .help = Some(same_columns_help(&components[i]));
             agree = false;
         }
     }
     agree.then(|| (*first).clone())
+}
+
+/// The schema of every input of component `i`, in `inputs` order. `None`
+/// when some input's schema is unknown (its problem is reported elsewhere).
+fn input_schemas(
+    i: usize,
+    components: &[Component<'_>],
+    graph: &Graph,
+    schemas: &HashMap<usize, SchemaRef>,
+) -> Option<Vec<InputSchema>> {
+    let upstream = graph.upstream.get(i)?.as_deref()?;
+    upstream
+        .iter()
+        .map(|&u| {
+            Some(InputSchema {
+                id: components[u].id.as_str().into(),
+                schema: schemas.get(&u)?.clone(),
+            })
+        })
+        .collect()
+}
+
+/// How to fix inputs whose columns differ; a `sql` transform can join them.
+fn same_columns_help(c: &Component<'_>) -> String {
+    let rule = "all inputs of a component must have the same columns, in the same order";
+    match &c.config {
+        Some(Config::Transform(t)) if t.type_name() == "sql" => {
+            let tables: Vec<String> = t.inputs().iter().map(|id| format!("`{id}`")).collect();
+            format!(
+                "{rule}; to join inputs with different columns, read each as a table named by its id ({}) instead of `input`, and set a `window`",
+                tables.join(", ")
+            )
+        }
+        _ => rule.to_owned(),
+    }
 }
 
 /// Describes how the columns of `a` and `b` differ.

@@ -118,20 +118,29 @@ impl AckTracker {
     }
 }
 
-/// What travels on an edge: a message and the ack of the source batch it
-/// came from, if that source tracks acks.
+/// What travels on an edge: a message, the ack of the source batch it came
+/// from (if that source tracks acks) and which input of the receiver it
+/// arrived on.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     /// The payload.
     pub msg: Msg,
     /// Held until the receiving component is done with `msg`.
     pub ack: Option<Ack>,
+    /// Position of the producer in the receiver's `inputs` list (0 for a
+    /// receiver with one input). All inputs share one queue, so this is the
+    /// only way a receiver tells them apart.
+    pub input: usize,
 }
 
 impl Delivery {
-    /// A delivery without an ack.
+    /// A delivery without an ack, on input 0.
     pub fn new(msg: Msg) -> Self {
-        Self { msg, ack: None }
+        Self {
+            msg,
+            ack: None,
+            input: 0,
+        }
     }
 
     /// Number of rows in the message.

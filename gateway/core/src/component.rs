@@ -48,6 +48,20 @@ pub trait Transform: Send + 'static {
         out: &mut Emitter,
     ) -> impl Future<Output = Result<(), ComponentError>> + Send;
 
+    /// Handles one batch that arrived on input `input` (the producer's position
+    /// in the component's `inputs` list). The topology calls this; the default
+    /// ignores the position and calls [`Transform::process`], which is right
+    /// for every transform that treats its inputs as one stream.
+    fn process_input(
+        &mut self,
+        input: usize,
+        msg: Msg,
+        out: &mut Emitter,
+    ) -> impl Future<Output = Result<(), ComponentError>> + Send {
+        let _ = input;
+        self.process(msg, out)
+    }
+
     /// How often [`Transform::on_tick`] runs (window close, linger flush).
     fn tick_interval(&self) -> Option<Duration> {
         None

@@ -36,6 +36,15 @@ impl BuildCx {
     }
 }
 
+/// The schema of one input of a component, named by the upstream component id.
+#[derive(Debug, Clone)]
+pub struct InputSchema {
+    /// Upstream component id, as listed in `inputs`.
+    pub id: Arc<str>,
+    /// Schema of the upstream component's output.
+    pub schema: SchemaRef,
+}
+
 /// Config of a source.
 pub trait SourceConfig {
     /// The running component.
@@ -59,6 +68,35 @@ pub trait TransformConfig {
     fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef>;
     /// Builds the component; `cx.input_schema` is set.
     fn build(&self, cx: &BuildCx) -> Result<Self::Component, BuildError>;
+
+    /// Whether the component reads each of its inputs as a stream of its own
+    /// (e.g. a SQL query joining its inputs as tables), so the inputs may
+    /// have different columns. Then [`TransformConfig::check_inputs`] and
+    /// [`TransformConfig::build_inputs`] replace `check` and `build`; otherwise
+    /// every input must have the same columns. Default `false`.
+    fn reads_inputs_apart(&self) -> bool {
+        false
+    }
+
+    /// Like `check`, with the schema of every input in `inputs` order. Called
+    /// instead of `check` when [`TransformConfig::reads_inputs_apart`] holds;
+    /// the default checks against the first input.
+    fn check_inputs(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
+        let first = inputs.first()?;
+        self.check(&first.schema, v)
+    }
+
+    /// Like `build`, with the schema of every input in `inputs` order
+    /// (`cx.input_schema` is the first). The topology always calls this; the
+    /// default calls `build`.
+    fn build_inputs(
+        &self,
+        cx: &BuildCx,
+        inputs: &[InputSchema],
+    ) -> Result<Self::Component, BuildError> {
+        let _ = inputs;
+        self.build(cx)
+    }
 }
 
 /// Config of a sink.

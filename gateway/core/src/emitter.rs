@@ -62,15 +62,24 @@ pub struct Output {
 /// sets the pace) and counts what was sent.
 #[derive(Debug, Clone)]
 pub struct Emitter {
-    outputs: Vec<Output>,
+    /// Each output with the position of this component in that consumer's
+    /// `inputs` list, stamped on every delivery as [`Delivery::input`].
+    outputs: Vec<(Output, usize)>,
     metrics: ComponentMetrics,
     /// Ack of the message being processed, attached to everything emitted.
     ack: Option<Ack>,
 }
 
 impl Emitter {
-    /// An emitter over `outputs`, counting into `metrics`.
+    /// An emitter over `outputs`, counting into `metrics`; every delivery is
+    /// marked as arriving on input 0.
     pub fn new(outputs: Vec<Output>, metrics: ComponentMetrics) -> Self {
+        Self::with_input_positions(outputs.into_iter().map(|o| (o, 0)).collect(), metrics)
+    }
+
+    /// An emitter over `outputs`, each paired with the position of the
+    /// emitting component in that consumer's `inputs` list.
+    pub fn with_input_positions(outputs: Vec<(Output, usize)>, metrics: ComponentMetrics) -> Self {
         Self {
             outputs,
             metrics,
@@ -111,11 +120,12 @@ impl Emitter {
         let rows = msg.num_rows();
         let mut delivered = 0usize;
         let n = self.outputs.len();
-        for out in &self.outputs {
+        for (out, input) in &self.outputs {
             // Arrow arrays and frames are reference counted: cloning is cheap.
             let msg = Delivery {
                 msg: msg.clone(),
                 ack: self.ack.clone(),
+                input: *input,
             };
             match out.when_full {
                 WhenFull::Block => {
@@ -212,6 +222,27 @@ mod tests {
         assert_eq!(tracker.try_settled(), None, "the delivery still holds it");
         drop(first);
         assert_eq!(tracker.settled().await.seq, 0);
+    }
+
+    #[tokio::test]
+    async fn marks_each_delivery_with_the_input_position_at_its_consumer() {
+        let (a, mut ra) = mpsc::channel(1);
+        let (b, mut rb) = mpsc::channel(1);
+        let m = ComponentMetrics::new(ComponentLabels::new(
+            "p",
+            "c",
+            ComponentKind::Transform,
+            "test",
+        ));
+        let output = |tx| Output {
+            tx,
+            when_full: WhenFull::Block,
+            edge: EdgeMetrics::new("p", "c", "d"),
+        };
+        let mut e = Emitter::with_input_positions(vec![(output(a), 0), (output(b), 2)], m);
+        e.emit(batch(1)).await.unwrap();
+        assert_eq!(ra.recv().await.unwrap().input, 0);
+        assert_eq!(rb.recv().await.unwrap().input, 2);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_config::Pipeline;
+use sluice_core::config::InputSchema;
 use sluice_core::{
     BufferConfig, BuildCx, BuildError, ComponentKind, ComponentLabels, ComponentMetrics, Delivery,
     EdgeMetrics, Emitter, InputMetrics, Output, ReadyFlag,
@@ -125,7 +126,9 @@ impl RunningPipeline {
         }
         for (id, c) in &p.transforms {
             let build_cx = cx(id, ComponentKind::Transform, c.type_name());
-            let t = c.build(&build_cx).map_err(|e| build_err(id, e))?;
+            let t = c
+                .build_inputs(&build_cx, &input_schemas(p, c.inputs()))
+                .map_err(|e| build_err(id, e))?;
             let out = emitter(p, id, &wiring, build_cx.metrics.clone());
             spawns.push((id.clone(), Spawn::Transform(t, out)));
         }
@@ -263,18 +266,97 @@ fn input_schema(p: &Pipeline, id: &str) -> Option<sluice_core::arrow_schema::Sch
     inputs.first().and_then(|i| p.schemas.get(i).cloned())
 }
 
+/// The known schema of every input in `inputs`, in order.
+fn input_schemas(p: &Pipeline, inputs: &[String]) -> Vec<InputSchema> {
+    inputs
+        .iter()
+        .filter_map(|i| {
+            Some(InputSchema {
+                id: i.as_str().into(),
+                schema: p.schemas.get(i)?.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The inputs of consumer `to`.
+fn inputs_of<'p>(p: &'p Pipeline, to: &str) -> &'p [String] {
+    p.transforms
+        .get(to)
+        .map(|c| c.inputs())
+        .or_else(|| p.sinks.get(to).map(|c| c.inputs()))
+        .unwrap_or_default()
+}
+
 fn emitter(p: &Pipeline, id: &str, w: &Wiring, metrics: ComponentMetrics) -> Emitter {
     let outputs = sluice_config::downstream_of(p, id)
         .into_iter()
         .filter_map(|to| {
             let tx = w.txs.get(&to)?.clone();
             let when_full = w.buffers.get(&to).map(|b| b.when_full).unwrap_or_default();
-            Some(Output {
+            // Validation rejects an input listed twice, so the position is unique.
+            let position = inputs_of(p, &to).iter().position(|i| i == id)?;
+            let output = Output {
                 tx,
                 when_full,
                 edge: EdgeMetrics::new(&p.name, id, &to),
-            })
+            };
+            Some((output, position))
         })
         .collect();
-    Emitter::new(outputs, metrics)
+    Emitter::with_input_positions(outputs, metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use sluice_core::arrow_array::{Int64Array, RecordBatch};
+
+    use super::*;
+
+    const PIPELINE: &str = "sources:
+  a:
+    type: mqtt
+    url: mqtt://127.0.0.1:1883
+    topics: [a]
+    schema: { v: int64 }
+  b:
+    type: mqtt
+    url: mqtt://127.0.0.1:1883
+    topics: [b]
+    schema: { v: int64 }
+sinks:
+  first: { type: console, inputs: [a, b] }
+  second: { type: console, inputs: [b, a] }
+";
+
+    #[tokio::test]
+    async fn deliveries_carry_the_producer_position_in_each_consumer_inputs() {
+        let p = sluice_config::load_str(Path::new("p.yaml"), PIPELINE).unwrap();
+        let mut w = Wiring {
+            txs: HashMap::new(),
+            rxs: HashMap::new(),
+            buffers: HashMap::new(),
+        };
+        for id in ["first", "second"] {
+            let (tx, rx) = mpsc::channel(4);
+            w.txs.insert(id.to_owned(), tx);
+            w.rxs.insert(id.to_owned(), rx);
+        }
+        let metrics = ComponentMetrics::new(ComponentLabels::new(
+            "p",
+            "b",
+            ComponentKind::Source,
+            "mqtt",
+        ));
+        let mut out = emitter(&p, "b", &w, metrics);
+        let batch =
+            RecordBatch::try_from_iter([("v", Arc::new(Int64Array::from(vec![1])) as _)]).unwrap();
+        out.emit(batch).await.unwrap();
+        let first = take_rx(&mut w, "first").recv().await.unwrap();
+        let second = take_rx(&mut w, "second").recv().await.unwrap();
+        assert_eq!((first.input, second.input), (1, 0));
+    }
 }

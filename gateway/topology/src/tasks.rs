@@ -155,7 +155,7 @@ pub(crate) async fn run_transform(
         let result = tokio::select! {
             biased;
             msg = rx.recv() => match msg {
-                Some(Delivery { msg, ack }) => {
+                Some(Delivery { msg, ack, input: from }) => {
                     input.received();
                     let rows = msg.num_rows();
                     metrics.received(rows, msg.size_bytes());
@@ -163,7 +163,7 @@ pub(crate) async fn run_transform(
                     // Whatever the transform emits for this message carries its
                     // ack; a window that absorbs the rows releases it here.
                     out.set_ack(ack);
-                    let r = t.process(msg, &mut out).await;
+                    let r = t.process_input(from, msg, &mut out).await;
                     out.set_ack(None);
                     metrics.processing(started.elapsed());
                     if let Err(e) = &r
@@ -230,7 +230,7 @@ pub(crate) async fn run_sink(
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     // The delivery (and with it the source's ack) is held until the write
     // succeeded: for a sink with an outbox, until the rows are committed.
-    while let Some(Delivery { msg, ack }) = rx.recv().await {
+    while let Some(Delivery { msg, ack, .. }) = rx.recv().await {
         input.received();
         metrics.received(msg.num_rows(), msg.size_bytes());
         let started = Instant::now();

@@ -1,5 +1,6 @@
-//! A SQL query over table `input`, planned once and run over any set of
-//! batches with the input schema.
+//! A SQL query over table `input` (or over one table per input when the
+//! query joins its inputs), planned once and run over any set of batches
+//! with the tables' schemas.
 
 use std::future::Future;
 use std::pin::pin;
@@ -9,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::TableReference;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
@@ -63,8 +65,8 @@ pub fn ready_now<F: Future>(f: F) -> Option<F::Output> {
     }
 }
 
-/// Holds the batches of the current run; the table `input` reads them when the
-/// plan executes.
+/// Holds the batches of the current run for one table, which reads them when
+/// the plan executes.
 ///
 /// Runs of one engine are sequential (its transform handles one message at a
 /// time), so one slot suffices.
@@ -119,7 +121,7 @@ const REUSABLE_OPERATORS: &[&str] = &[
     "WindowAggExec",
 ];
 
-/// A planned query over table `input`.
+/// A planned query over table `input`, or over named tables.
 ///
 /// The physical plan is made once and re-executed (after resetting its
 /// state) when every operator is known to be stateless across runs and no
@@ -131,7 +133,8 @@ pub struct QueryEngine {
     state: SessionState,
     logical: LogicalPlan,
     physical: Option<Arc<dyn ExecutionPlan>>,
-    slot: Arc<Slot>,
+    /// One per table, in the order the tables were given.
+    slots: Vec<Arc<Slot>>,
     output_schema: SchemaRef,
 }
 
@@ -139,13 +142,23 @@ impl QueryEngine {
     /// Parses and plans `sql` against `input_schema`. Only queries are
     /// accepted (no DDL, DML or `SET`).
     pub fn plan(sql: &str, input_schema: &SchemaRef) -> Result<Self, PlanError> {
+        Self::plan_tables(sql, &[(INPUT_TABLE, input_schema.clone())])
+    }
+
+    /// Parses and plans `sql` against one table per `(name, schema)`; names
+    /// are taken verbatim (SQL must quote names that are not lower case).
+    pub fn plan_tables(sql: &str, tables: &[(&str, SchemaRef)]) -> Result<Self, PlanError> {
         let ctx = session();
-        let slot = Arc::new(Slot {
-            schema: input_schema.clone(),
-            batches: Mutex::new(Vec::new()),
-        });
-        let table = StreamingTable::try_new(input_schema.clone(), vec![slot.clone()])?;
-        ctx.register_table(INPUT_TABLE, Arc::new(table))?;
+        let mut slots = Vec::with_capacity(tables.len());
+        for (name, schema) in tables {
+            let slot = Arc::new(Slot {
+                schema: schema.clone(),
+                batches: Mutex::new(Vec::new()),
+            });
+            let table = StreamingTable::try_new(schema.clone(), vec![slot.clone()])?;
+            ctx.register_table(TableReference::bare(*name), Arc::new(table))?;
+            slots.push(slot);
+        }
         let state = ctx.state();
         let logical = ready_now(state.create_logical_plan(sql))
             .ok_or_else(|| PlanError("query planning did not complete".into()))??;
@@ -164,7 +177,7 @@ impl QueryEngine {
             state,
             logical,
             physical: reusable.then_some(physical),
-            slot,
+            slots,
             output_schema,
         })
     }
@@ -179,15 +192,30 @@ impl QueryEngine {
         self.physical.is_some()
     }
 
-    /// Runs the query over `batches`, which must carry the input schema.
-    /// Result batches carry [`QueryEngine::output_schema`].
+    /// Runs the query over `batches`, which must carry the input schema (a
+    /// query over table `input`). Result batches carry
+    /// [`QueryEngine::output_schema`].
     pub async fn run(
         &self,
         batches: Vec<RecordBatch>,
     ) -> Result<Vec<RecordBatch>, DataFusionError> {
-        self.slot.put(batches);
+        self.run_tables(vec![batches]).await
+    }
+
+    /// Runs the query with `tables[i]` as the rows of the `i`-th planned
+    /// table (missing ones are empty).
+    pub async fn run_tables(
+        &self,
+        tables: Vec<Vec<RecordBatch>>,
+    ) -> Result<Vec<RecordBatch>, DataFusionError> {
+        let mut tables = tables.into_iter();
+        for slot in &self.slots {
+            slot.put(tables.next().unwrap_or_default());
+        }
         let result = self.execute().await;
-        self.slot.put(Vec::new());
+        for slot in &self.slots {
+            slot.put(Vec::new());
+        }
         result?
             .into_iter()
             .map(|b| {
@@ -208,6 +236,15 @@ impl QueryEngine {
         };
         collect(physical, self.state.task_ctx()).await
     }
+}
+
+/// The tables `sql` reads (names of common table expressions excluded), as
+/// DataFusion resolves them: unquoted identifiers lower-cased.
+pub fn table_references(sql: &str) -> Result<Vec<TableReference>, PlanError> {
+    let state = session().state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state.sql_to_statement(sql, &dialect)?;
+    Ok(state.resolve_table_references(&statement)?)
 }
 
 /// Whether the plan calls a function whose result depends on when it runs
@@ -339,6 +376,65 @@ mod tests {
                 "+--------+-------+"
             ],
             &second
+        );
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn table_references_are_normalised_and_skip_ctes() {
+        let refs = table_references(
+            "WITH w AS (SELECT * FROM Bagged) SELECT * FROM w JOIN \"Scans\" s ON true",
+        )
+        .unwrap();
+        let mut names: Vec<String> = refs.iter().map(ToString::to_string).collect();
+        names.sort();
+        assert_eq!(names, ["Scans", "bagged"]);
+    }
+
+    #[tokio::test]
+    async fn plans_and_runs_a_join_over_named_tables() {
+        let other = Arc::new(Schema::new(vec![
+            Field::new("device", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let e = QueryEngine::plan_tables(
+            "SELECT a.device, a.v, b.n FROM readings a JOIN counts b ON a.device = b.device",
+            &[("readings", schema()), ("counts", other.clone())],
+        )
+        .unwrap();
+        let counts = RecordBatch::try_new(
+            other,
+            vec![
+                Arc::new(datafusion::arrow::array::StringArray::from(vec!["b"])),
+                Arc::new(Int64Array::from(vec![7])),
+            ],
+        )
+        .unwrap();
+        let out = e
+            .run_tables(vec![vec![batch(&["a", "b"], &[1.0, 2.0])], vec![counts]])
+            .await
+            .unwrap();
+        datafusion::assert_batches_eq!(
+            [
+                "+--------+-----+---+",
+                "| device | v   | n |",
+                "+--------+-----+---+",
+                "| b      | 2.0 | 7 |",
+                "+--------+-----+---+"
+            ],
+            &out
+        );
+        assert!(
+            QueryEngine::plan_tables("SELECT * FROM input", &[("readings", schema())]).is_err(),
+            "only the named tables exist"
         );
     }
 }

@@ -2,13 +2,17 @@
 //!
 //! - `type: sql` ([`SqlConfig`]) runs a DataFusion `SELECT` over table `input`,
 //!   once per closed tumbling or sliding window (by event time with a
-//!   watermark, or by arrival time), or once per batch without a window.
+//!   watermark, or by arrival time), or once per batch without a window. With
+//!   two or more inputs whose ids the query names as tables, it joins them per
+//!   window: the first input drives the windows, the others are visible within
+//!   `window.context` of each window.
 //! - `type: filter` ([`FilterConfig`]) keeps the rows matching a SQL predicate.
 //!
 //! Both plan their SQL once against the input schema: `check` reports bad SQL
 //! at the offending config key and returns the output schema.
 #![warn(missing_docs)]
 
+mod context;
 mod engine;
 mod filter;
 mod panes;

@@ -136,10 +136,22 @@ impl Panes {
         let result = self.insert_by_pane(batch, &scratch);
         self.scratch = scratch;
         if let Some(m) = max_ts {
-            self.max_event_ms = Some(self.max_event_ms.map_or(m, |x| x.max(m)));
-            self.advance_watermark(m.saturating_sub(self.spec.lateness_ms));
+            self.observe_event_time(m);
         }
         result
+    }
+
+    /// Notes an event at `ts_ms` seen on any input: moves the newest event
+    /// time and, with it, the watermark.
+    pub fn observe_event_time(&mut self, ts_ms: i64) {
+        self.max_event_ms = Some(self.max_event_ms.map_or(ts_ms, |x| x.max(ts_ms)));
+        self.advance_watermark(ts_ms.saturating_sub(self.spec.lateness_ms));
+    }
+
+    /// Start of the earliest window that is still open, in ms (`i64::MIN`
+    /// before any window closed): no later-closing window starts before it.
+    pub fn open_from_ms(&self) -> i64 {
+        self.next_open.saturating_mul(self.spec.pane_ms)
     }
 
     fn insert_by_pane(
@@ -285,10 +297,7 @@ impl Panes {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
-
-    use datafusion::arrow::array::Int64Array;
 
     use super::*;
 
@@ -301,14 +310,7 @@ mod tests {
         }
     }
 
-    fn batch(ts: &[Option<i64>]) -> (RecordBatch, TimestampMillisecondArray) {
-        let t = TimestampMillisecondArray::from(ts.to_vec());
-        let v = Int64Array::from_iter_values(0..ts.len() as i64);
-        let b =
-            RecordBatch::try_from_iter([("ts", Arc::new(t.clone()) as _), ("v", Arc::new(v) as _)])
-                .unwrap();
-        (b, t)
-    }
+    use crate::testutil::timed_batch as batch;
 
     fn insert(p: &mut Panes, ts: &[i64]) -> Inserted {
         let ts: Vec<_> = ts.iter().map(|t| Some(*t)).collect();
@@ -396,6 +398,17 @@ mod tests {
             vec![(-10, 10, 1), (0, 20, 2), (10, 30, 1)]
         );
         assert_eq!(p.buffered_rows(), 0);
+    }
+
+    #[test]
+    fn events_of_other_inputs_move_the_watermark_and_the_open_horizon() {
+        let mut p = Panes::new(spec(10, 1, 0));
+        assert_eq!(p.open_from_ms(), i64::MIN);
+        insert(&mut p, &[3]);
+        p.observe_event_time(27);
+        assert_eq!(bounds(&p.take_due()), vec![(0, 10, 1)]);
+        assert_eq!(p.max_event_ms(), Some(27));
+        assert_eq!(p.open_from_ms(), 20, "the empty [10, 20) window closed too");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use datafusion::arrow::array::{
+    Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use sluice_core::metrics::EdgeMetrics;
@@ -117,4 +119,14 @@ pub fn discarded(s: &Snapshotter, reason: &str) -> u64 {
             _ => 0,
         })
         .sum()
+}
+
+/// A batch of event times `ts` (nulls allowed) and a counter `v`, with the
+/// time column also returned on its own.
+pub fn timed_batch(ts: &[Option<i64>]) -> (RecordBatch, TimestampMillisecondArray) {
+    let t = TimestampMillisecondArray::from(ts.to_vec());
+    let v = Int64Array::from_iter_values(0..ts.len() as i64);
+    let b = RecordBatch::try_from_iter([("ts", Arc::new(t.clone()) as _), ("v", Arc::new(v) as _)])
+        .expect("two equal-length columns");
+    (b, t)
 }

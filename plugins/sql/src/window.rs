@@ -31,6 +31,12 @@ pub struct WindowConfig {
     /// window sizes.
     #[serde(default)]
     pub idle_timeout: Option<HumanDuration>,
+    /// Only when the query joins several inputs: how far before the start
+    /// and after the end of a window the non-driving inputs' rows are visible
+    /// to it, e.g. `30s`. A window then closes only once the watermark has
+    /// passed its end plus `context`. Default `0s`.
+    #[serde(default)]
+    pub context: Option<HumanDuration>,
 }
 
 /// A validated window in whole milliseconds.
@@ -85,6 +91,16 @@ fn whole_ms(v: &mut Validator, key: &str, d: HumanDuration, allow_zero: bool) ->
 }
 
 impl WindowConfig {
+    /// The validated `context` in milliseconds (0 when absent).
+    pub fn context_ms(&self, v: &mut Validator) -> Option<i64> {
+        whole_ms(
+            v,
+            "context",
+            self.context.unwrap_or(HumanDuration(Duration::ZERO)),
+            true,
+        )
+    }
+
     /// Validates the block, reporting every problem below `["window", ..]`.
     pub fn resolve(&self, v: &mut Validator) -> Option<WindowSpec> {
         let lateness = whole_ms(
@@ -185,6 +201,7 @@ mod tests {
             every: opt(every),
             allowed_lateness: None,
             idle_timeout: None,
+            context: None,
         }
     }
 

@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
+use sluice_core::config::InputSchema;
 use sluice_core::schema::{TIMESTAMP_MS, event_time_column, with_event_time};
 use sluice_core::{BufferConfig, BuildCx, BuildError, TransformConfig, Validator};
 
 use super::transform::SqlTransform;
 use crate::engine::{INPUT_TABLE, QueryEngine};
+use crate::sql::joined::Other;
 use crate::util::errors_to_build_error;
 use crate::window::{WindowConfig, WindowSpec};
 
@@ -17,7 +19,9 @@ pub const WINDOW_START: &str = "window_start";
 /// Name of the second output column of a windowed query.
 pub const WINDOW_END: &str = "window_end";
 
-/// DataFusion SQL over table `input`, per closed window or per batch.
+/// DataFusion SQL over table `input`, per closed window or per batch; or, with
+/// two or more inputs and a query that names them as tables, a windowed join
+/// of the inputs (see the crate README).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct SqlConfig {
@@ -26,7 +30,8 @@ pub struct SqlConfig {
     /// Input edge settings.
     #[serde(default)]
     pub buffer: BufferConfig,
-    /// A DataFusion `SELECT` reading table `input` (the input stream's columns).
+    /// A DataFusion `SELECT` reading table `input` (the input stream's
+    /// columns), or the inputs by id as tables to join them.
     pub query: String,
     /// Run the query once per closed window; without it the query runs on
     /// every batch (projection, filter, per-row functions).
@@ -53,14 +58,27 @@ impl SqlConfig {
 pub(crate) struct Planned {
     pub engine: QueryEngine,
     pub window: Option<WindowSpec>,
-    /// Index of the event-time column (windowed queries over event time).
+    /// Index of the event-time column (windowed queries over event time); of
+    /// the first input in a join.
     pub event_time: Option<usize>,
     pub output_schema: SchemaRef,
+    /// The inputs after the first, in `inputs` order, when the query joins
+    /// its inputs; empty otherwise.
+    pub others: Vec<Other>,
+    /// How far around a window the other inputs' rows are visible (joins).
+    pub context_ms: i64,
 }
 
 impl SqlConfig {
     pub(crate) fn plan(&self, input: &SchemaRef, v: &mut Validator) -> Option<Planned> {
         let window = self.window.as_ref().map(|w| (w, w.resolve(v)));
+        if self.window.as_ref().is_some_and(|w| w.context.is_some()) {
+            v.error(
+                &["window", "context"],
+                "`context` applies only to a query that joins two or more inputs",
+            )
+            .help("list two or more `inputs` and read them by id as tables, e.g. `FROM bagged b WHERE NOT EXISTS (SELECT 1 FROM scans s WHERE ...)`");
+        }
         let event_time = match &window {
             Some((w, _)) => check_event_time(input, w, v),
             None => Ok(None),
@@ -92,6 +110,8 @@ impl SqlConfig {
             window,
             event_time: event_time.ok()?,
             output_schema,
+            others: Vec::new(),
+            context_ms: 0,
         })
     }
 }
@@ -102,23 +122,47 @@ fn check_event_time(
     w: &WindowConfig,
     v: &mut Validator,
 ) -> Result<Option<usize>, ()> {
-    let Some(col) = event_time_column(input) else {
-        let ignored = [
-            ("allowed_lateness", w.allowed_lateness),
-            ("idle_timeout", w.idle_timeout),
-        ];
-        for (key, value) in ignored {
-            if value.is_some() {
-                v.warn(&["window", key], format!("`{key}` is ignored: the input has no event time, so windows follow the wall clock"))
-                    .help("declare `event_time: <column>` on the source to window by event time");
-            }
+    let found = event_time_index(input, "the input", &["window"], v)?;
+    if found.is_none() {
+        warn_ignored_without_event_time(w, v);
+    }
+    Ok(found)
+}
+
+/// Warns about window keys that only apply to event time.
+pub(super) fn warn_ignored_without_event_time(w: &WindowConfig, v: &mut Validator) {
+    let ignored = [
+        ("allowed_lateness", w.allowed_lateness),
+        ("idle_timeout", w.idle_timeout),
+    ];
+    for (key, value) in ignored {
+        if value.is_some() {
+            v.warn(
+                &["window", key],
+                format!(
+                    "`{key}` is ignored: the input has no event time, so windows follow the wall clock"
+                ),
+            )
+            .help("declare `event_time: <column>` on the source to window by event time");
         }
+    }
+}
+
+/// The index of `input`'s declared event-time column (`None` when it declares
+/// none); a missing or mistyped column is reported at `path`.
+pub(super) fn event_time_index(
+    input: &SchemaRef,
+    what: &str,
+    path: &[&str],
+    v: &mut Validator,
+) -> Result<Option<usize>, ()> {
+    let Some(col) = event_time_column(input) else {
         return Ok(None);
     };
     let Ok(idx) = input.index_of(col) else {
         v.error(
-            &["window"],
-            format!("the input's event-time column `{col}` is not one of its columns"),
+            path,
+            format!("{what}'s event-time column `{col}` is not one of its columns"),
         );
         return Err(());
     };
@@ -126,10 +170,8 @@ fn check_event_time(
         DataType::Timestamp(TimeUnit::Millisecond, _) => Ok(Some(idx)),
         other => {
             v.error(
-                &["window"],
-                format!(
-                    "the input's event-time column `{col}` is {other}, expected {TIMESTAMP_MS}"
-                ),
+                path,
+                format!("{what}'s event-time column `{col}` is {other}, expected {TIMESTAMP_MS}"),
             )
             .help("declare the column as `timestamp_ms` in the source schema");
             Err(())
@@ -139,7 +181,7 @@ fn check_event_time(
 
 /// `window_start`, `window_end`, then the query's columns; event time is
 /// `window_start`.
-fn windowed_schema(query: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
+pub(super) fn windowed_schema(query: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
     for name in [WINDOW_START, WINDOW_END] {
         if query.column_with_name(name).is_some() {
             v.error(
@@ -189,10 +231,44 @@ impl TransformConfig for SqlConfig {
     }
 
     fn build(&self, cx: &BuildCx) -> Result<SqlTransform, BuildError> {
+        if self.joins_inputs() {
+            return Err(BuildError::msg(format!(
+                "component `{}` joins its inputs and needs the schema of each",
+                cx.id
+            )));
+        }
         let input = cx.require_input_schema()?;
         let mut v = Validator::new();
         match self.plan(&input, &mut v) {
             Some(planned) if !v.has_errors() => Ok(SqlTransform::new(self, planned, input, cx)),
+            _ => Err(errors_to_build_error(&cx.id, v)),
+        }
+    }
+
+    fn reads_inputs_apart(&self) -> bool {
+        self.joins_inputs()
+    }
+
+    fn check_inputs(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
+        if !self.joins_inputs() {
+            return self.check(&inputs.first()?.schema, v);
+        }
+        self.plan_joined(inputs, v).map(|p| p.output_schema)
+    }
+
+    fn build_inputs(
+        &self,
+        cx: &BuildCx,
+        inputs: &[InputSchema],
+    ) -> Result<SqlTransform, BuildError> {
+        if !self.joins_inputs() {
+            return self.build(cx);
+        }
+        let mut v = Validator::new();
+        match (self.plan_joined(inputs, &mut v), inputs.first()) {
+            (Some(planned), Some(first)) if !v.has_errors() => {
+                Ok(SqlTransform::new(self, planned, first.schema.clone(), cx))
+            }
             _ => Err(errors_to_build_error(&cx.id, v)),
         }
     }

@@ -1,11 +1,17 @@
 //! The `sql` transform: DataFusion SQL over each closed window (tumbling or
-//! sliding, by event time or arrival time), or over every batch.
+//! sliding, by event time or arrival time), or over every batch; with several
+//! inputs named as tables, a windowed join of them.
 
 mod config;
+mod joined;
 mod transform;
 
 #[cfg(test)]
 mod check_tests;
+#[cfg(test)]
+mod join_proptests;
+#[cfg(test)]
+mod join_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -1,9 +1,11 @@
-//! `type: sql` at run time: buffering per pane, watermark, window close.
+//! `type: sql` at run time: buffering per pane, watermark, window close; for a
+//! join, the other inputs' rows kept around the open windows.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, TimestampMillisecondArray};
+use datafusion::arrow::compute::max;
 use datafusion::arrow::datatypes::{SchemaRef, TimestampMillisecondType};
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
@@ -12,6 +14,8 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::config::{Planned, SqlConfig};
+use super::joined::Other;
+use crate::context::ContextRows;
 use crate::engine::QueryEngine;
 use crate::panes::{ClosedWindow, Inserted, Panes};
 use crate::util::{LOG_EVERY, LogLimiter, accept};
@@ -33,14 +37,142 @@ pub struct SqlTransform {
 
 #[derive(Debug)]
 struct Windowed {
+    /// The configured window; for a join over event time, `lateness_ms` also
+    /// holds `context_ms`, so a window closes once the watermark passed its
+    /// end plus the context.
     spec: WindowSpec,
+    /// Rows of the first (driving) input.
     panes: Panes,
-    /// Event-time column; `None` windows by arrival time.
+    /// Event-time column of the first input; `None` windows by arrival time.
     event_time: Option<usize>,
     clock: WallClock,
     /// When the last batch arrived, for idle advance.
     last_input: Option<Instant>,
     flush_on_shutdown: bool,
+    /// The other inputs of a join, in `inputs` order after the first.
+    others: Vec<OtherRows>,
+    /// How far around a window the other inputs' rows are visible.
+    context_ms: i64,
+}
+
+/// A non-driving input of a join and its buffered rows.
+#[derive(Debug)]
+struct OtherRows {
+    schema: SchemaRef,
+    event_time: Option<usize>,
+    rows: ContextRows,
+}
+
+/// A window ready for the query: its bounds and the rows of every table
+/// (the driving input first).
+#[derive(Debug)]
+struct WindowRun {
+    start_ms: i64,
+    end_ms: i64,
+    /// Driving rows, counted as dropped if the query fails.
+    rows: usize,
+    tables: Result<Vec<Vec<RecordBatch>>, ArrowError>,
+}
+
+impl Windowed {
+    /// The earliest time an open window reads from the other inputs.
+    fn horizon_ms(&self) -> i64 {
+        self.panes.open_from_ms().saturating_sub(self.context_ms)
+    }
+
+    /// Moves the arrival-time watermark to the clock (held back by the
+    /// context, so rows arriving just after a window still join it).
+    fn advance_clock(&mut self, now_ms: i64) {
+        self.panes
+            .advance_watermark(now_ms.saturating_sub(self.context_ms));
+    }
+
+    /// Adds the other inputs' rows to `closed` windows, then releases the
+    /// rows no open window reads any more.
+    fn runs(&mut self, closed: Vec<ClosedWindow>) -> Vec<WindowRun> {
+        let c = self.context_ms;
+        let runs = closed
+            .into_iter()
+            .map(|w| {
+                let mut tables = Vec::with_capacity(1 + self.others.len());
+                tables.push(w.batches);
+                let tables =
+                    self.others
+                        .iter()
+                        .try_fold(tables, |mut tables, o| -> Result<_, ArrowError> {
+                            let from = w.start_ms.saturating_sub(c);
+                            tables.push(o.rows.range(from, w.end_ms.saturating_add(c))?);
+                            Ok(tables)
+                        });
+                WindowRun {
+                    start_ms: w.start_ms,
+                    end_ms: w.end_ms,
+                    rows: w.rows,
+                    tables,
+                }
+            })
+            .collect();
+        let horizon = self.horizon_ms();
+        for o in &mut self.others {
+            o.rows.evict_before(horizon);
+        }
+        runs
+    }
+
+    fn take_due(&mut self) -> Vec<WindowRun> {
+        let closed = self.panes.take_due();
+        self.runs(closed)
+    }
+
+    fn take_all(&mut self) -> Vec<WindowRun> {
+        let closed = self.panes.take_all();
+        let runs = self.runs(closed);
+        for o in &mut self.others {
+            o.rows.clear();
+        }
+        runs
+    }
+
+    fn clear(&mut self) -> usize {
+        let others: usize = self.others.iter_mut().map(|o| o.rows.clear()).sum();
+        self.panes.clear() + others
+    }
+
+    /// Buffers a batch of the non-driving input `o` (index into `others`).
+    fn insert_other(
+        &mut self,
+        o: usize,
+        batch: &RecordBatch,
+        now_ms: i64,
+    ) -> Result<Inserted, ArrowError> {
+        let horizon = self.horizon_ms();
+        let Some(other) = self.others.get_mut(o) else {
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "no input {}",
+                o + 1
+            )));
+        };
+        match other.event_time {
+            Some(idx) => {
+                let ts = batch
+                    .column(idx)
+                    .as_primitive_opt::<TimestampMillisecondType>()
+                    .ok_or_else(|| {
+                        ArrowError::SchemaError("event-time column is not timestamp(ms)".into())
+                    })?;
+                let ins = other.rows.insert_event_time(batch, ts, horizon)?;
+                if let Some(newest) = max(ts) {
+                    self.panes.observe_event_time(newest);
+                }
+                Ok(ins)
+            }
+            None => {
+                let ins = other.rows.insert_at(batch.clone(), now_ms, horizon);
+                self.advance_clock(now_ms);
+                Ok(ins)
+            }
+        }
+    }
 }
 
 /// Wall-clock milliseconds derived from the monotonic (and, in tests,
@@ -79,13 +211,34 @@ impl SqlTransform {
         input: SchemaRef,
         cx: &BuildCx,
     ) -> Self {
-        let windowed = planned.window.map(|spec| Windowed {
-            spec,
-            panes: Panes::new(spec),
-            event_time: planned.event_time,
-            clock: WallClock::new(),
-            last_input: None,
-            flush_on_shutdown: config.flush_on_shutdown,
+        let context_ms = planned.context_ms;
+        let event_time = planned.event_time;
+        let others = planned.others;
+        let windowed = planned.window.map(|spec| {
+            let spec = match event_time {
+                Some(_) => WindowSpec {
+                    lateness_ms: spec.lateness_ms.saturating_add(context_ms),
+                    ..spec
+                },
+                None => spec,
+            };
+            Windowed {
+                spec,
+                panes: Panes::new(spec),
+                event_time,
+                clock: WallClock::new(),
+                last_input: None,
+                flush_on_shutdown: config.flush_on_shutdown,
+                others: others
+                    .into_iter()
+                    .map(|Other { schema, event_time }| OtherRows {
+                        schema,
+                        event_time,
+                        rows: ContextRows::new(spec.pane_ms),
+                    })
+                    .collect(),
+                context_ms,
+            }
         });
         debug!(
             pipeline = %cx.pipeline,
@@ -111,11 +264,19 @@ impl SqlTransform {
         &self.output_schema
     }
 
-    /// Rows buffered in open windows.
+    /// Rows buffered in open windows, including the rows of a join's other
+    /// inputs kept for them.
     pub fn buffered_rows(&self) -> usize {
+        self.windowed.as_ref().map_or(0, |w| {
+            w.panes.buffered_rows() + w.others.iter().map(|o| o.rows.rows()).sum::<usize>()
+        })
+    }
+
+    /// Rows of a join's non-driving inputs kept for open windows.
+    pub fn context_rows(&self) -> usize {
         self.windowed
             .as_ref()
-            .map_or(0, |w| w.panes.buffered_rows())
+            .map_or(0, |w| w.others.iter().map(|o| o.rows.rows()).sum())
     }
 
     fn count_dropped(&mut self, ins: Inserted) {
@@ -176,7 +337,7 @@ impl SqlTransform {
     /// results in window order.
     async fn close(
         &mut self,
-        windows: Vec<ClosedWindow>,
+        windows: Vec<WindowRun>,
         out: &mut Emitter,
     ) -> Result<(), ComponentError> {
         if windows.is_empty() {
@@ -189,13 +350,17 @@ impl SqlTransform {
             windows
                 .into_iter()
                 .map(|w| {
-                    let result = handle.block_on(engine.run(w.batches)).and_then(|batches| {
-                        batches
-                            .into_iter()
-                            .map(|b| with_window(&schema, w.start_ms, w.end_ms, &b))
-                            .collect::<Result<Vec<_>, ArrowError>>()
-                            .map_err(DataFusionError::from)
-                    });
+                    let result = w
+                        .tables
+                        .map_err(DataFusionError::from)
+                        .and_then(|tables| handle.block_on(engine.run_tables(tables)))
+                        .and_then(|batches| {
+                            batches
+                                .into_iter()
+                                .map(|b| with_window(&schema, w.start_ms, w.end_ms, &b))
+                                .collect::<Result<Vec<_>, ArrowError>>()
+                                .map_err(DataFusionError::from)
+                        });
                     (w.rows, result)
                 })
                 .collect::<Vec<_>>()
@@ -235,6 +400,44 @@ fn tick_for(spec: &WindowSpec, event_time: bool) -> Duration {
     (base / 10).clamp(Duration::from_millis(10), Duration::from_millis(250))
 }
 
+impl SqlTransform {
+    /// Handles a batch of a join's non-driving input `o` (index into the
+    /// inputs after the first).
+    async fn process_other(
+        &mut self,
+        o: usize,
+        batch: RecordBatch,
+        out: &mut Emitter,
+    ) -> Result<(), ComponentError> {
+        let rows = batch.num_rows();
+        let Some(w) = self.windowed.as_mut() else {
+            return Ok(());
+        };
+        let Some(schema) = w.others.get(o).map(|x| x.schema.clone()) else {
+            return Err(ComponentError::internal(
+                "unknown_input",
+                format!(
+                    "a batch arrived on input {}, which this join does not have",
+                    o + 1
+                ),
+            ));
+        };
+        let Some(batch) = accept(batch, &schema, &self.metrics) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        w.last_input = Some(now);
+        let now_ms = w.clock.ms(now);
+        let inserted = w.insert_other(o, &batch, now_ms);
+        let due = w.take_due();
+        match inserted {
+            Ok(ins) => self.count_dropped(ins),
+            Err(e) => self.query_failed(rows, &DataFusionError::from(e)),
+        }
+        self.close(due, out).await
+    }
+}
+
 impl Transform for SqlTransform {
     async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
         let batch = msg.into_rows()?;
@@ -268,16 +471,32 @@ impl Transform for SqlTransform {
             None => {
                 let now_ms = w.clock.ms(now);
                 let ins = w.panes.insert_at(batch, now_ms);
-                w.panes.advance_watermark(now_ms);
+                w.advance_clock(now_ms);
                 Ok(ins)
             }
         };
-        let due = w.panes.take_due();
+        let due = w.take_due();
         match inserted {
             Ok(ins) => self.count_dropped(ins),
             Err(e) => self.query_failed(rows, &DataFusionError::from(e)),
         }
         self.close(due, out).await
+    }
+
+    /// Input 0 (and every input of a query over table `input`) goes through
+    /// [`Transform::process`]; the other inputs of a join are kept as context.
+    async fn process_input(
+        &mut self,
+        input: usize,
+        msg: Msg,
+        out: &mut Emitter,
+    ) -> Result<(), ComponentError> {
+        let joined = self.windowed.as_ref().is_some_and(|w| !w.others.is_empty());
+        if input == 0 || !joined {
+            return self.process(msg, out).await;
+        }
+        let batch = msg.into_rows()?;
+        self.process_other(input - 1, batch, out).await
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -291,7 +510,8 @@ impl Transform for SqlTransform {
             return Ok(());
         };
         if w.event_time.is_none() {
-            w.panes.advance_watermark(w.clock.ms(now));
+            let now_ms = w.clock.ms(now);
+            w.advance_clock(now_ms);
         } else if let (Some(last), Some(max)) = (w.last_input, w.panes.max_event_ms()) {
             let idle = now.saturating_duration_since(last);
             if idle >= w.spec.idle_timeout {
@@ -304,7 +524,7 @@ impl Transform for SqlTransform {
                 w.panes.advance_watermark(wm);
             }
         }
-        let due = w.panes.take_due();
+        let due = w.take_due();
         self.close(due, out).await
     }
 
@@ -313,10 +533,10 @@ impl Transform for SqlTransform {
             return Ok(());
         };
         if w.flush_on_shutdown {
-            let all = w.panes.take_all();
+            let all = w.take_all();
             self.close(all, out).await
         } else {
-            let dropped = w.panes.clear();
+            let dropped = w.clear();
             self.metrics.discarded("shutdown", true, dropped as u64);
             Ok(())
         }
