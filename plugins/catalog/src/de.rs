@@ -50,6 +50,7 @@ macro_rules! type_first_visitor {
 type_first_visitor!(AnySourceConfig, "source", SOURCE_KINDS, {
     "mqtt" => Mqtt(sluice_plugin_mqtt::MqttSourceConfig),
     "frames" => Frames(sluice_plugin_vision::FramesConfig),
+    "camera" => Camera(sluice_plugin_camera::CameraConfig),
 });
 
 type_first_visitor!(AnyTransformConfig, "transform", TRANSFORM_KINDS, {

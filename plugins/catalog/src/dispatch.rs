@@ -4,6 +4,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use sluice_core::{ComponentError, Emitter, Msg, Sink, Source, SourceCx, Transform};
+use sluice_plugin_camera::CameraSource;
 use sluice_plugin_io::{ConsoleSink, FileSink};
 use sluice_plugin_mqtt::{MqttSink, MqttSource};
 use sluice_plugin_onnx::AnomalyTransform;
@@ -19,6 +20,8 @@ pub enum AnySource {
     Mqtt(MqttSource),
     /// Camera frames from files or HTTP.
     Frames(FramesSource),
+    /// A local camera.
+    Camera(CameraSource),
 }
 
 /// Any running transform.
@@ -57,6 +60,7 @@ impl Source for AnySource {
         match self {
             AnySource::Mqtt(s) => s.run(cx).await,
             AnySource::Frames(s) => s.run(cx).await,
+            AnySource::Camera(s) => s.run(cx).await,
         }
     }
 }
@@ -71,6 +75,23 @@ impl Transform for AnyTransform {
             AnyTransform::Detect(t) => t.process(msg, out).await,
             AnyTransform::Track(t) => t.process(msg, out).await,
             AnyTransform::Zones(t) => t.process(msg, out).await,
+        }
+    }
+
+    async fn process_input(
+        &mut self,
+        input: usize,
+        msg: Msg,
+        out: &mut Emitter,
+    ) -> Result<(), ComponentError> {
+        match self {
+            AnyTransform::Sql(t) => t.process_input(input, msg, out).await,
+            AnyTransform::Filter(t) => t.process_input(input, msg, out).await,
+            AnyTransform::Anomaly(t) => t.process_input(input, msg, out).await,
+            AnyTransform::Summarize(t) => t.process_input(input, msg, out).await,
+            AnyTransform::Detect(t) => t.process_input(input, msg, out).await,
+            AnyTransform::Track(t) => t.process_input(input, msg, out).await,
+            AnyTransform::Zones(t) => t.process_input(input, msg, out).await,
         }
     }
 

@@ -10,6 +10,8 @@
 
 mod de;
 mod dispatch;
+#[cfg(test)]
+mod tests;
 
 pub use dispatch::{AnySink, AnySource, AnyTransform};
 
@@ -18,6 +20,7 @@ use sluice_core::{
     BufferConfig, BuildCx, BuildError, Payload, SinkConfig, SourceConfig, TransformConfig,
     Validator,
 };
+use sluice_plugin_camera::CameraConfig;
 use sluice_plugin_io::{ConsoleSinkConfig, FileSinkConfig};
 use sluice_plugin_mqtt::{MqttSinkConfig, MqttSourceConfig};
 use sluice_plugin_onnx::AnomalyConfig;
@@ -26,7 +29,7 @@ use sluice_plugin_summarize::SummarizeConfig;
 use sluice_plugin_vision::{DetectConfig, FramesConfig, TrackConfig, ZonesConfig};
 
 /// Source `type`s, for error messages.
-pub const SOURCE_KINDS: &[&str] = &["mqtt", "frames"];
+pub const SOURCE_KINDS: &[&str] = &["mqtt", "frames", "camera"];
 /// Transform `type`s, for error messages.
 pub const TRANSFORM_KINDS: &[&str] = &[
     "sql",
@@ -47,6 +50,8 @@ pub enum AnySourceConfig {
     Mqtt(MqttSourceConfig),
     /// `type: frames`
     Frames(FramesConfig),
+    /// `type: camera`
+    Camera(CameraConfig),
 }
 
 /// Config of any transform.
@@ -87,6 +92,7 @@ impl AnySourceConfig {
         match self {
             Self::Mqtt(_) => "mqtt",
             Self::Frames(_) => "frames",
+            Self::Camera(_) => "camera",
         }
     }
 
@@ -95,6 +101,7 @@ impl AnySourceConfig {
         match self {
             Self::Mqtt(c) => c.check(v),
             Self::Frames(c) => c.check(v),
+            Self::Camera(c) => c.check(v),
         }
     }
 
@@ -103,6 +110,7 @@ impl AnySourceConfig {
         Ok(match self {
             Self::Mqtt(c) => AnySource::Mqtt(c.build(cx)?),
             Self::Frames(c) => AnySource::Frames(c.build(cx)?),
+            Self::Camera(c) => AnySource::Camera(c.build(cx)?),
         })
     }
 }
@@ -178,6 +186,55 @@ impl AnyTransformConfig {
             Self::Detect(c) => AnyTransform::Detect(c.build(cx)?),
             Self::Track(c) => AnyTransform::Track(c.build(cx)?),
             Self::Zones(c) => AnyTransform::Zones(c.build(cx)?),
+        })
+    }
+
+    /// Whether the transform reads each input apart, so its inputs may
+    /// differ in columns (a `sql` query joining its inputs as tables).
+    pub fn reads_inputs_apart(&self) -> bool {
+        match self {
+            Self::Sql(c) => c.reads_inputs_apart(),
+            Self::Filter(c) => c.reads_inputs_apart(),
+            Self::Anomaly(c) => c.reads_inputs_apart(),
+            Self::Summarize(c) => c.reads_inputs_apart(),
+            Self::Detect(c) => c.reads_inputs_apart(),
+            Self::Track(c) => c.reads_inputs_apart(),
+            Self::Zones(c) => c.reads_inputs_apart(),
+        }
+    }
+
+    /// Reports problems given the schema of every input and returns the
+    /// output schema (for transforms that read their inputs apart).
+    pub fn check_inputs(
+        &self,
+        inputs: &[sluice_core::config::InputSchema],
+        v: &mut Validator,
+    ) -> Option<SchemaRef> {
+        match self {
+            Self::Sql(c) => c.check_inputs(inputs, v),
+            Self::Filter(c) => c.check_inputs(inputs, v),
+            Self::Anomaly(c) => c.check_inputs(inputs, v),
+            Self::Summarize(c) => c.check_inputs(inputs, v),
+            Self::Detect(c) => c.check_inputs(inputs, v),
+            Self::Track(c) => c.check_inputs(inputs, v),
+            Self::Zones(c) => c.check_inputs(inputs, v),
+        }
+    }
+
+    /// Builds the running transform given the schema of every input.
+    pub fn build_inputs(
+        &self,
+        cx: &BuildCx,
+        inputs: &[sluice_core::config::InputSchema],
+    ) -> Result<AnyTransform, BuildError> {
+        Ok(match self {
+            Self::Sql(c) => AnyTransform::Sql(c.build_inputs(cx, inputs)?),
+            Self::Filter(c) => AnyTransform::Filter(c.build_inputs(cx, inputs)?),
+            Self::Anomaly(c) => AnyTransform::Anomaly(c.build_inputs(cx, inputs)?),
+            Self::Summarize(c) => AnyTransform::Summarize(c.build_inputs(cx, inputs)?),
+            Self::Detect(c) => AnyTransform::Detect(c.build_inputs(cx, inputs)?),
+            Self::Track(c) => AnyTransform::Track(c.build_inputs(cx, inputs)?),
+            Self::Zones(c) => AnyTransform::Zones(c.build_inputs(cx, inputs)?),
         })
     }
 }
