@@ -37,7 +37,10 @@ fn config(extra: &str) -> DetectConfig {
 }
 
 fn frame(name: &str, seq: u64) -> Msg {
-    let data = std::fs::read(testdata(name)).unwrap();
+    jpeg_frame(std::fs::read(testdata(name)).unwrap(), seq)
+}
+
+fn jpeg_frame(data: Vec<u8>, seq: u64) -> Msg {
     Msg::Frame(Arc::new(Frame {
         camera: "entrance".into(),
         event_time_ms: 1_700_000_000_000 + seq as i64 * 100,
@@ -251,4 +254,141 @@ fn check_names_an_unknown_class() {
     let issues = v.into_issues();
     let issue = issues.iter().find(|i| i.path == ["classes"]).unwrap();
     assert_eq!(issue.help.as_deref(), Some("did you mean `person`?"));
+}
+
+impl Harness {
+    /// Pushes every frame, closes the input and returns every batch emitted.
+    async fn run_all(&mut self, msgs: Vec<Msg>) -> Vec<RecordBatch> {
+        for msg in msgs {
+            self.transform
+                .process(msg, &mut self.emitter)
+                .await
+                .unwrap();
+        }
+        self.transform.finish(&mut self.emitter).await.unwrap();
+        let mut batches = Vec::new();
+        while let Ok(d) = self.rx.try_recv() {
+            batches.push(d.msg.into_rows().unwrap());
+        }
+        batches
+    }
+}
+
+fn corrupt(seq: u64) -> Msg {
+    let mut bytes = std::fs::read(testdata("person.jpg")).unwrap();
+    bytes.truncate(600);
+    jpeg_frame(bytes, seq)
+}
+
+/// A large photo, a corrupt frame and a small photo in turn, so frames
+/// started later often finish first.
+fn mixed_frames() -> Vec<Msg> {
+    (0..9)
+        .map(|seq| match seq % 3 {
+            0 => frame("person.jpg", seq),
+            1 => corrupt(seq),
+            _ => frame("kite.jpg", seq),
+        })
+        .collect()
+}
+
+fn seqs(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .map(|b| {
+            b.column_by_name("seq")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(0)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_workers_emit_the_same_rows_in_frame_order() {
+    let one = harness(&config("")).run_all(mixed_frames()).await;
+    let mut h = harness(&config("workers: 3\n"));
+    assert!(h.transform.tick_interval().is_some());
+    let three = h.run_all(mixed_frames()).await;
+    assert_eq!(seqs(&one), [0, 2, 3, 5, 6, 8]);
+    assert_eq!(three, one);
+}
+
+#[tokio::test]
+async fn one_worker_emits_a_frames_rows_before_taking_the_next() {
+    let mut h = harness(&config(""));
+    assert!(h.transform.tick_interval().is_none());
+    for seq in 0..3 {
+        let batch = h.run(frame("person.jpg", seq)).await.unwrap();
+        assert_eq!(seqs(&[batch]), [seq as i64]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_finished_frames_leave_on_the_tick_without_new_input() {
+    let mut h = harness(&config("workers: 2\n"));
+    h.transform
+        .process(frame("person.jpg", 0), &mut h.emitter)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let batch = loop {
+        h.transform
+            .on_tick(tokio::time::Instant::now(), &mut h.emitter)
+            .await
+            .unwrap();
+        if let Ok(d) = h.rx.try_recv() {
+            break d.msg.into_rows().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "no rows after 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(seqs(&[batch]), [0]);
+}
+
+fn thumbnails_of(batch: &RecordBatch) -> Vec<Option<String>> {
+    let col = batch
+        .column_by_name(THUMBNAIL_COLUMN)
+        .unwrap()
+        .as_string::<i32>();
+    col.iter().map(|t| t.map(str::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn rows_carry_the_thumbnail_of_their_frame_at_most_once_per_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(&format!(
+        "thumbnails: {{ dir: {}, every: 1s }}\n",
+        tmp.path().display()
+    ));
+    let mut h = harness(&cfg);
+    let first = h.run(frame("person.jpg", 0)).await.unwrap();
+    let second = h.run(frame("person.jpg", 1)).await.unwrap();
+    assert_eq!(first.schema(), detection_schema(true));
+    assert_eq!(first.schema(), cfg.output_schema());
+    let path = tmp.path().join("entrance/1700000000000.jpg");
+    let expected = Some(path.to_string_lossy().into_owned());
+    assert!(thumbnails_of(&first).iter().all(|t| *t == expected));
+    assert!(path.is_file());
+    assert!(thumbnails_of(&second).iter().all(Option::is_none));
+}
+
+#[tokio::test]
+async fn an_unwritable_thumbnail_dir_gives_null_thumbnails_and_detection_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let mut h = harness(&config(&format!(
+        "thumbnails: {{ dir: {} }}\n",
+        file.display()
+    )));
+    let batch = h.run(frame("person.jpg", 0)).await.unwrap();
+    assert!(batch.num_rows() > 0);
+    assert!(thumbnails_of(&batch).iter().all(Option::is_none));
+}
+
+#[test]
+fn without_thumbnails_the_output_schema_is_unchanged() {
+    assert_eq!(config("").output_schema(), output_schema());
+    assert!(output_schema().field_with_name(THUMBNAIL_COLUMN).is_err());
 }

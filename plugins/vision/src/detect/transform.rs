@@ -1,5 +1,6 @@
-//! The running `detect` transform: decodes each frame, runs the detector on
-//! the blocking pool and emits one row per detection.
+//! The running `detect` transform: decodes each frame and runs the detector
+//! on the blocking pool, up to `workers` frames at once, and emits one row
+//! per detection in frame arrival order.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,14 +13,21 @@ use sluice_core::arrow_schema::SchemaRef;
 use sluice_core::{BuildCx, ComponentError, ComponentMetrics, Emitter, Frame, Msg, Transform};
 use tracing::warn;
 
-use super::config::output_schema;
+use super::config::detection_schema;
 use super::model::Detector;
 use super::nms::Detection;
+use super::ordered::InOrder;
 use super::preprocess::{Geometry, decode_frame};
+use super::thumbnails::Thumbnails;
 use crate::names;
 
 /// At most one warning per this interval for bad frames.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// How often finished frames are looked for between input frames when
+/// several run at once; bounds the delay a finished frame's rows can have
+/// when no new frame arrives.
+const POLL_FINISHED: Duration = Duration::from_millis(10);
 
 /// Runs an object detector on frames; see [`super::DetectConfig`].
 #[derive(Debug)]
@@ -32,26 +40,70 @@ pub struct DetectTransform {
     objects: Counter,
     id: Arc<str>,
     last_warning: Option<Instant>,
+    /// Most frames in the model at once.
+    workers: usize,
+    /// Frames in the model, in arrival order.
+    running: InOrder<Arc<Frame>, Outcome>,
+    thumbnails: Option<Arc<Thumbnails>>,
 }
 
 /// What happened to one frame.
+#[derive(Debug)]
 enum Outcome {
-    Detected(Vec<Detection>, Geometry),
+    Detected {
+        dets: Vec<Detection>,
+        geometry: Geometry,
+        thumbnail: Option<String>,
+    },
     Corrupt(String),
     Failed(String),
 }
 
+/// Decodes and detects one frame, and keeps a thumbnail when it shows
+/// something and its camera is due one. Runs on the blocking pool.
+fn run_frame(detector: &Detector, thumbnails: Option<&Thumbnails>, frame: &Frame) -> Outcome {
+    let img = match decode_frame(frame) {
+        Ok(img) => img,
+        Err(e) => return Outcome::Corrupt(e.to_string()),
+    };
+    match detector.detect(&img) {
+        Ok((dets, geometry)) => {
+            let thumbnail = match thumbnails {
+                Some(t) if !dets.is_empty() => {
+                    t.offer(&frame.camera, frame.event_time_ms, dets.len(), &img)
+                }
+                _ => None,
+            };
+            Outcome::Detected {
+                dets,
+                geometry,
+                thumbnail,
+            }
+        }
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
 impl DetectTransform {
-    pub(crate) fn new(detector: Detector, labels: Vec<String>, cx: &BuildCx) -> Self {
+    pub(crate) fn new(
+        detector: Detector,
+        labels: Vec<String>,
+        workers: usize,
+        thumbnails: Option<Thumbnails>,
+        cx: &BuildCx,
+    ) -> Self {
         Self {
             detector: Arc::new(detector),
             labels: labels.into(),
-            schema: output_schema(),
+            schema: detection_schema(thumbnails.is_some()),
             frames: cx.metrics.counter(names::DETECT_FRAMES_TOTAL),
             objects: cx.metrics.counter(names::DETECT_OBJECTS_TOTAL),
             metrics: cx.metrics.clone(),
             id: Arc::clone(&cx.id),
             last_warning: None,
+            workers: workers.max(1),
+            running: InOrder::new(),
+            thumbnails: thumbnails.map(Arc::new),
         }
     }
 
@@ -71,6 +123,7 @@ impl DetectTransform {
         frame: &Frame,
         dets: &[Detection],
         g: Geometry,
+        thumbnail: Option<&str>,
     ) -> Result<RecordBatch, ComponentError> {
         let n = dets.len();
         let label = |c: usize| self.labels.get(c).map_or("unknown", String::as_str);
@@ -79,7 +132,7 @@ impl DetectTransform {
                 dets.iter().map(|d| f64::from(f(d))),
             ))
         };
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
                 frame.camera.as_str(),
                 n,
@@ -111,34 +164,40 @@ impl DetectTransform {
                 n,
             ))),
         ];
+        if self.thumbnails.is_some() {
+            columns.push(Arc::new(StringArray::from(vec![thumbnail; n])));
+        }
         RecordBatch::try_new(Arc::clone(&self.schema), columns)
             .map_err(|e| ComponentError::internal("detect_batch", e.to_string()))
     }
 }
 
-impl Transform for DetectTransform {
-    async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
-        let Msg::Frame(frame) = msg else {
-            return Err(ComponentError::internal(
-                "unexpected_rows",
-                "`detect` received rows on an input that takes camera frames",
-            ));
-        };
+impl DetectTransform {
+    /// Starts detecting `frame` behind the frames already running.
+    fn start(&mut self, frame: Arc<Frame>) {
         let detector = Arc::clone(&self.detector);
+        let thumbnails = self.thumbnails.clone();
         let input = Arc::clone(&frame);
-        let outcome = sluice_core::blocking(move || match decode_frame(&input) {
-            Err(e) => Outcome::Corrupt(e.to_string()),
-            Ok(img) => match detector.detect(&img) {
-                Ok((dets, g)) => Outcome::Detected(dets, g),
-                Err(e) => Outcome::Failed(e.to_string()),
-            },
-        })
-        .await?;
+        self.running.spawn(frame, move || {
+            run_frame(&detector, thumbnails.as_deref(), &input)
+        });
+    }
+
+    /// Waits for the oldest running frame and emits its rows.
+    async fn emit_next(&mut self, out: &mut Emitter) -> Result<(), ComponentError> {
+        let Some(done) = self.running.next().await else {
+            return Ok(());
+        };
+        let (frame, outcome) = done?;
         match outcome {
-            Outcome::Detected(dets, g) => {
+            Outcome::Detected {
+                dets,
+                geometry,
+                thumbnail,
+            } => {
                 self.frames.increment(1);
                 self.objects.increment(dets.len() as u64);
-                let batch = self.rows(&frame, &dets, g)?;
+                let batch = self.rows(&frame, &dets, geometry, thumbnail.as_deref())?;
                 out.emit(batch).await
             }
             Outcome::Corrupt(message) => {
@@ -152,5 +211,55 @@ impl Transform for DetectTransform {
                 Ok(())
             }
         }
+    }
+
+    /// Emits the rows of the oldest frames that have finished, in order.
+    async fn emit_finished(&mut self, out: &mut Emitter) -> Result<(), ComponentError> {
+        while self.running.head_ready() {
+            self.emit_next(out).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Transform for DetectTransform {
+    async fn process(&mut self, msg: Msg, out: &mut Emitter) -> Result<(), ComponentError> {
+        let Msg::Frame(frame) = msg else {
+            return Err(ComponentError::internal(
+                "unexpected_rows",
+                "`detect` received rows on an input that takes camera frames",
+            ));
+        };
+        self.start(frame);
+        // Return only with a slot free for the next frame: while `workers`
+        // frames run, the next ones wait in the source's drop-oldest queue,
+        // so a slow detector still skips stale frames instead of building a
+        // backlog. With one worker this is frame at a time: a frame's rows
+        // leave before the next frame is taken.
+        while self.running.len() >= self.workers {
+            self.emit_next(out).await?;
+        }
+        // Frame sources attach no acknowledgement to frames, so rows emitted
+        // while a later frame is being taken in carry nothing of that frame.
+        self.emit_finished(out).await
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        (self.workers > 1).then_some(POLL_FINISHED)
+    }
+
+    async fn on_tick(
+        &mut self,
+        _now: tokio::time::Instant,
+        out: &mut Emitter,
+    ) -> Result<(), ComponentError> {
+        self.emit_finished(out).await
+    }
+
+    async fn finish(&mut self, out: &mut Emitter) -> Result<(), ComponentError> {
+        while !self.running.is_empty() {
+            self.emit_next(out).await?;
+        }
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ use sluice_core::{BufferConfig, BuildCx, BuildError, HumanDuration, TransformCon
 use super::geometry::{Point, area2};
 use super::schedule::Schedule;
 use super::transform::ZonesTransform;
+use crate::detect::THUMBNAIL_COLUMN;
 use crate::track::check_tracked;
 
 /// Zone and line events for tracked objects.
@@ -136,10 +137,16 @@ fn default_idle() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
 
-/// Columns of the event rows.
+/// Columns of the event rows from detections without thumbnails.
 pub fn output_schema() -> SchemaRef {
+    events_schema(false)
+}
+
+/// Columns of the event rows; with `thumbnail` (the input carries one), a
+/// last nullable utf8 column of that name.
+pub fn events_schema(thumbnail: bool) -> SchemaRef {
     let f = |n: &str, t: DataType, null: bool| Field::new(n, t, null);
-    let fields = vec![
+    let mut fields = vec![
         f("camera", DataType::Utf8, false),
         f("ts", TIMESTAMP_MS, false),
         f("zone", DataType::Utf8, false),
@@ -153,6 +160,9 @@ pub fn output_schema() -> SchemaRef {
         f("x", DataType::Float64, false),
         f("y", DataType::Float64, false),
     ];
+    if thumbnail {
+        fields.push(f(THUMBNAIL_COLUMN, DataType::Utf8, true));
+    }
     let md = [(EVENT_TIME_KEY.to_owned(), "ts".to_owned())].into();
     Arc::new(Schema::new_with_metadata(fields, md))
 }
@@ -161,8 +171,27 @@ impl ZonesConfig {
     /// The `type` of this component in pipeline YAML.
     pub const TYPE: &'static str = "zones";
 
+    /// Whether the input carries a `thumbnail` column to pass on.
+    pub(crate) fn carries_thumbnail(input: &SchemaRef) -> bool {
+        input
+            .field_with_name(THUMBNAIL_COLUMN)
+            .is_ok_and(|f| f.data_type() == &DataType::Utf8)
+    }
+
     fn check_rules(&self, input: &SchemaRef, v: &mut Validator) -> bool {
         let mut ok = check_tracked(input, v);
+        if let Ok(f) = input.field_with_name(THUMBNAIL_COLUMN)
+            && f.data_type() != &DataType::Utf8
+        {
+            v.error(
+                &["inputs"],
+                format!(
+                    "column `{THUMBNAIL_COLUMN}` is {}, expected utf8",
+                    f.data_type()
+                ),
+            );
+            ok = false;
+        }
         for (i, z) in self.zones.iter().enumerate() {
             let i = i.to_string();
             if z.polygon.len() < 3 || area2(&z.polygon).abs() < 1e-9 {
@@ -223,7 +252,8 @@ impl TransformConfig for ZonesConfig {
     }
 
     fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
-        self.check_rules(input, v).then(output_schema)
+        self.check_rules(input, v)
+            .then(|| events_schema(Self::carries_thumbnail(input)))
     }
 
     fn build(&self, cx: &BuildCx) -> Result<ZonesTransform, BuildError> {
@@ -237,6 +267,6 @@ impl TransformConfig for ZonesConfig {
                 msgs.join("; ")
             )));
         }
-        Ok(ZonesTransform::new(self))
+        Ok(ZonesTransform::new(self, Self::carries_thumbnail(&input)))
     }
 }

@@ -23,7 +23,9 @@
 //! without a schedule) and the anchor `x`, `y`. An object not seen for
 //! `lost_after` (event time) while its camera reports others, or whose camera
 //! reports nothing for `idle_after` (wall clock), leaves its zones with an
-//! `exit` at its last sighting.
+//! `exit` at its last sighting. When the input has a `thumbnail` column
+//! (`detect` with `thumbnails`), events carry it too: the sighting's own, or
+//! the newest earlier one of the same track.
 
 mod config;
 mod geometry;
@@ -34,7 +36,9 @@ mod transform;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Anchor, EventKind, LineConfig, When, ZoneConfig, ZonesConfig, output_schema};
+pub use config::{
+    Anchor, EventKind, LineConfig, When, ZoneConfig, ZonesConfig, events_schema, output_schema,
+};
 pub use geometry::{Point, crosses, inside, side};
 pub use schedule::{Hours, Schedule};
 pub use state::{Event, Sighting, ZoneState};

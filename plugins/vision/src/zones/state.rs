@@ -32,6 +32,9 @@ pub struct Event {
     pub after_hours: Option<bool>,
     /// Anchor point.
     pub point: Point,
+    /// Path of the thumbnail of the sighting, or of the newest earlier one
+    /// of the same track.
+    pub thumbnail: Option<String>,
 }
 
 /// A zone rule, ready to evaluate.
@@ -72,6 +75,8 @@ pub struct Sighting {
     pub score: f64,
     /// Anchor point.
     pub point: Point,
+    /// Path of a thumbnail of the frame, when one was kept.
+    pub thumbnail: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,15 +140,20 @@ impl ZoneState {
             dwell_seconds: None,
             after_hours: after,
             point: s.point,
+            thumbnail: s.thumbnail.clone(),
         })
     }
 
     /// Updates the object's state with a new position; pushes the events.
-    pub fn observe(&mut self, s: Sighting, out: &mut Vec<Event>) {
+    /// A sighting without a thumbnail takes the newest one of its track.
+    pub fn observe(&mut self, mut s: Sighting, out: &mut Vec<Event>) {
         let mut track = self.tracks.remove(&s.track_id).unwrap_or_else(|| Track {
             last: s.clone(),
             visits: HashMap::new(),
         });
+        if s.thumbnail.is_none() {
+            s.thumbnail.clone_from(&track.last.thumbnail);
+        }
         let prev =
             (track.last.ts < s.ts || track.last.point != s.point).then_some(track.last.point);
         for (zi, z) in self.zones.iter().enumerate() {

@@ -31,6 +31,7 @@ fn at(track_id: i64, ts: i64, x: f64, y: f64) -> Sighting {
         class: "person".into(),
         score: 0.8,
         point: [x, y],
+        thumbnail: None,
     }
 }
 
@@ -160,4 +161,151 @@ fn check_wants_a_schedule_for_after_hours_rules() {
     let issues = v.into_issues();
     assert_eq!(issues.len(), 1, "{issues:?}");
     assert_eq!(issues[0].path, ["zones", "0", "when"]);
+}
+
+mod thumbnails {
+    use std::sync::Arc;
+
+    use sluice_core::arrow_array::cast::AsArray;
+    use sluice_core::arrow_array::{
+        Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray,
+        TimestampMillisecondArray,
+    };
+    use sluice_core::arrow_schema::SchemaRef;
+    use sluice_core::metrics::{ComponentKind, ComponentLabels};
+    use sluice_core::{
+        BuildCx, ComponentMetrics, EdgeMetrics, Emitter, Msg, Output, Transform, TransformConfig,
+        Validator, WhenFull,
+    };
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::TrackConfig;
+    use crate::detect::{THUMBNAIL_COLUMN, detection_schema};
+
+    /// One person per frame on camera `back`: `(ts, x1, thumbnail)`, a
+    /// 50x100 box whose bottom edge is at y = 200.
+    fn detections(frames: &[(i64, f64, Option<&str>)]) -> RecordBatch {
+        let n = frames.len();
+        let f64s = |f: &dyn Fn(f64) -> f64| -> ArrayRef {
+            Arc::new(Float64Array::from_iter_values(
+                frames.iter().map(|(_, x, _)| f(*x)),
+            ))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["back"; n])),
+            Arc::new(TimestampMillisecondArray::from_iter_values(
+                frames.iter().map(|(ts, _, _)| *ts),
+            )),
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+            Arc::new(StringArray::from(vec!["person"; n])),
+            Arc::new(Int64Array::from(vec![0; n])),
+            f64s(&|_| 0.8),
+            f64s(&|x| x),
+            f64s(&|_| 100.0),
+            f64s(&|x| x + 50.0),
+            f64s(&|_| 200.0),
+            Arc::new(Int64Array::from(vec![640; n])),
+            Arc::new(Int64Array::from(vec![480; n])),
+            Arc::new(StringArray::from(
+                frames.iter().map(|(_, _, t)| *t).collect::<Vec<_>>(),
+            )),
+        ];
+        RecordBatch::try_new(detection_schema(true), columns).unwrap()
+    }
+
+    fn cx(input: SchemaRef) -> BuildCx {
+        let labels = ComponentLabels::new("test", "c", ComponentKind::Transform, "test");
+        BuildCx {
+            pipeline: "test".into(),
+            id: "c".into(),
+            input_schema: Some(input),
+            metrics: ComponentMetrics::new(labels),
+        }
+    }
+
+    /// Every batch `t` emits for `batches`, then for its `finish`.
+    async fn through(t: &mut impl Transform, batches: Vec<RecordBatch>) -> Vec<RecordBatch> {
+        let (tx, mut rx) = mpsc::channel(64);
+        let labels = ComponentLabels::new("test", "c", ComponentKind::Transform, "test");
+        let output = Output {
+            tx,
+            when_full: WhenFull::Block,
+            edge: EdgeMetrics::new("test", "c", "out"),
+        };
+        let mut out = Emitter::new(vec![output], ComponentMetrics::new(labels));
+        for b in batches {
+            t.process(Msg::Rows(b), &mut out).await.unwrap();
+        }
+        t.finish(&mut out).await.unwrap();
+        let mut got = Vec::new();
+        while let Ok(d) = rx.try_recv() {
+            got.push(d.msg.into_rows().unwrap());
+        }
+        got
+    }
+
+    const RULES: &str = "inputs: [tracked]\nzones:\n  - {name: shelf, camera: back, \
+                         polygon: [[0, 0], [300, 0], [300, 480], [0, 480]]}\n";
+
+    #[tokio::test]
+    async fn track_and_zones_carry_the_thumbnail_to_the_events() {
+        let track: TrackConfig = serde_saphyr::from_str("inputs: [people]\n").unwrap();
+        let tracked_schema = track
+            .check(&detection_schema(true), &mut Validator::new())
+            .unwrap();
+        assert!(tracked_schema.field_with_name(THUMBNAIL_COLUMN).is_ok());
+        let zones: ZonesConfig = serde_saphyr::from_str(RULES).unwrap();
+        let events_schema = zones.check(&tracked_schema, &mut Validator::new()).unwrap();
+        assert_eq!(events_schema, super::super::events_schema(true));
+
+        let mut tracker = track.build(&cx(detection_schema(true))).unwrap();
+        let frames = [
+            (0, 290.0, Some("back/0.jpg")),
+            (200, 270.0, None),
+            (400, 250.0, Some("back/400.jpg")),
+        ];
+        let batches = frames.iter().map(|f| detections(&[*f])).collect();
+        let tracked = through(&mut tracker, batches).await;
+        assert_eq!(tracked.len(), 3);
+        let mut zones = zones.build(&cx(tracked_schema)).unwrap();
+        let events = through(&mut zones, tracked).await;
+        let rows: Vec<(String, Option<String>)> = events
+            .iter()
+            .flat_map(|b| {
+                let kind = b.column_by_name("event").unwrap().as_string::<i32>();
+                let thumb = b
+                    .column_by_name(THUMBNAIL_COLUMN)
+                    .unwrap()
+                    .as_string::<i32>();
+                (0..b.num_rows())
+                    .map(|i| {
+                        (
+                            kind.value(i).to_owned(),
+                            thumb.is_valid(i).then(|| thumb.value(i).to_owned()),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // The enter frame had none: the track's newest earlier one stands in.
+        assert_eq!(
+            rows,
+            [
+                ("enter".to_owned(), Some("back/0.jpg".to_owned())),
+                ("exit".to_owned(), Some("back/400.jpg".to_owned())),
+            ]
+        );
+    }
+
+    #[test]
+    fn zones_without_a_thumbnail_input_keep_their_schema() {
+        let zones: ZonesConfig = serde_saphyr::from_str(RULES).unwrap();
+        let track: TrackConfig = serde_saphyr::from_str("inputs: [people]\n").unwrap();
+        let tracked = track
+            .check(&detection_schema(false), &mut Validator::new())
+            .unwrap();
+        let out = zones.check(&tracked, &mut Validator::new()).unwrap();
+        assert_eq!(out, output_schema());
+    }
 }

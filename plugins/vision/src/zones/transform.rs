@@ -7,15 +7,16 @@ use std::time::Duration;
 use sluice_core::arrow_array::cast::AsArray;
 use sluice_core::arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
 use sluice_core::arrow_array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray,
 };
 use sluice_core::arrow_schema::SchemaRef;
 use sluice_core::{ComponentError, Emitter, Msg, Transform};
 use tokio::time::Instant;
 
-use super::config::{Anchor, EventKind, ZonesConfig, output_schema};
+use super::config::{Anchor, EventKind, ZonesConfig, events_schema};
 use super::state::{Event, Line, Sighting, Zone, ZoneState};
+use crate::detect::THUMBNAIL_COLUMN;
 
 /// Zone and line events; see [`super::ZonesConfig`].
 #[derive(Debug)]
@@ -26,11 +27,13 @@ pub struct ZonesTransform {
     idle_after: Duration,
     /// Per camera: newest event time seen and when (wall clock) it arrived.
     cameras: HashMap<String, (i64, Instant)>,
+    /// Whether the input carries a `thumbnail` column passed on to events.
+    thumbnail: bool,
     schema: SchemaRef,
 }
 
 impl ZonesTransform {
-    pub(crate) fn new(cfg: &ZonesConfig) -> Self {
+    pub(crate) fn new(cfg: &ZonesConfig, thumbnail: bool) -> Self {
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let zones = cfg
             .zones
@@ -70,7 +73,8 @@ impl ZonesTransform {
             lost_after: cfg.lost_after.get(),
             idle_after: cfg.idle_after.get(),
             cameras: HashMap::new(),
-            schema: output_schema(),
+            thumbnail,
+            schema: events_schema(thumbnail),
         }
     }
 
@@ -92,6 +96,11 @@ impl ZonesTransform {
         let track = col("track_id")?
             .as_primitive_opt::<Int64Type>()
             .ok_or_else(|| missing("track_id"))?;
+        let thumbnail = if self.thumbnail {
+            Some(text(THUMBNAIL_COLUMN)?)
+        } else {
+            None
+        };
         let (score, x1, y1, x2, y2) = (
             float("score")?,
             float("x1")?,
@@ -121,6 +130,9 @@ impl ZonesTransform {
                     class: class.value(i).to_owned(),
                     score: score.value(i),
                     point: [x, y],
+                    thumbnail: thumbnail
+                        .filter(|t| t.is_valid(i))
+                        .map(|t| t.value(i).to_owned()),
                 },
                 &mut out,
             );
@@ -152,7 +164,7 @@ impl ZonesTransform {
         let s = |f: &dyn Fn(&Event) -> &str| -> ArrayRef {
             Arc::new(StringArray::from_iter_values(events.iter().map(f)))
         };
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             s(&|e| &e.camera),
             Arc::new(TimestampMillisecondArray::from_iter_values(
                 events.iter().map(|e| e.ts),
@@ -182,6 +194,14 @@ impl ZonesTransform {
                 events.iter().map(|e| e.point[1]),
             )),
         ];
+        if self.thumbnail {
+            columns.push(Arc::new(StringArray::from(
+                events
+                    .iter()
+                    .map(|e| e.thumbnail.as_deref())
+                    .collect::<Vec<_>>(),
+            )));
+        }
         RecordBatch::try_new(Arc::clone(&self.schema), columns)
             .map_err(|e| ComponentError::internal("zones_batch", e.to_string()))
     }
