@@ -175,9 +175,12 @@ fn demo_flags_the_faults_injected_on_the_chosen_device() {
             "--fault-devices",
             "3",
             "--no-admin",
+            "--no-retail",
         ])
         .arg("--out-dir")
         .arg(dir.path())
+        .arg("--models-dir")
+        .arg(root().join("models"))
         .env_remove("SLUICE_MODELS_DIR")
         .current_dir(dir.path())
         .output()

@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Path of the binary under test.
@@ -211,4 +212,43 @@ pub fn publish_all(port: u16, messages: Vec<(String, Vec<u8>)>) {
             .unwrap();
         let _ = client.disconnect().await;
     });
+}
+
+/// Collects every JSON message on `topic` (a filter) with its topic, in the
+/// background; returns once the subscription is acknowledged.
+pub fn subscribe(port: u16, topic: String) -> Arc<Mutex<Vec<(String, serde_json::Value)>>> {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&got);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let opts =
+                rumqttc::MqttOptions::new(sluice_testkit::unique_id("e2e-sub"), "127.0.0.1", port);
+            let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 100);
+            client
+                .subscribe(topic, rumqttc::QoS::AtLeastOnce)
+                .await
+                .unwrap();
+            loop {
+                match eventloop.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        ready_tx.send(()).unwrap();
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        sink.lock()
+                            .unwrap()
+                            .push((p.topic.clone(), serde_json::from_slice(&p.payload).unwrap()));
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    got
 }

@@ -14,9 +14,11 @@ pub enum LogFormat {
 /// Installs the global subscriber.
 pub fn init(format: LogFormat) {
     // The embedded broker logs every client disconnect as an error; the
-    // gateway reports real broker failures itself.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=off,datafusion=warn"));
+    // gateway reports real broker failures itself. llama.cpp logs every
+    // model metadata key at info level.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,rumqttd=off,datafusion=warn,llama-cpp-2=warn,llama_cpp_2=error")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -47,12 +47,14 @@ enum Command {
         #[arg(value_name = "PIPELINE.yaml")]
         file: PathBuf,
     },
-    /// Run the factory demo: an embedded MQTT broker, a sensor simulator and
-    /// the reference pipeline, printing insights as they come. Needs nothing
-    /// installed.
+    /// Run the demo: an embedded MQTT broker, a sensor simulator, sample
+    /// store camera frames, a till simulator and the factory and retail
+    /// pipelines with the real models, printing insights as they come.
     Demo(demo::DemoArgs),
     /// Publish simulated factory telemetry to an MQTT broker.
     Simulate(simulate::SimulateOpts),
+    /// Publish the till scans of a checkout scenario to an MQTT broker.
+    SimulatePos(simulate::pos::PosOpts),
     /// Replay labelled CSV files through an `anomaly` transform and report
     /// precision, recall, F1 and detection delay.
     EvalAnomaly(eval_anomaly::EvalArgs),
@@ -123,19 +125,34 @@ fn main() -> ExitCode {
             run::block_on(demo::demo(args))
         }
         Command::EvalAnomaly(args) => run::block_on(eval_anomaly::run(args)),
-        Command::Simulate(opts) => {
-            logging::init(logging::LogFormat::Text);
-            run::block_on(async move {
-                let shutdown = tokio_util::sync::CancellationToken::new();
-                let stop = shutdown.clone();
-                tokio::spawn(async move {
-                    run::shutdown_signal().await;
-                    stop.cancel();
-                });
-                let stats = simulate::run(opts, shutdown).await?;
-                tracing::info!(%stats, "Simulation finished.");
-                Ok(ExitCode::SUCCESS)
-            })
-        }
+        Command::Simulate(opts) => until_signal(|shutdown| async move {
+            let stats = simulate::run(opts, shutdown).await?;
+            tracing::info!(%stats, "Simulation finished.");
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::SimulatePos(opts) => until_signal(|shutdown| async move {
+            let sent = simulate::pos::run(opts, shutdown).await?;
+            tracing::info!(sent, "Till simulation finished.");
+            Ok(ExitCode::SUCCESS)
+        }),
     }
+}
+
+/// Runs a simulator with text logs until it ends or SIGTERM/SIGINT cancels
+/// the token it is given.
+fn until_signal<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<ExitCode>>,
+{
+    logging::init(logging::LogFormat::Text);
+    run::block_on(async move {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            run::shutdown_signal().await;
+            stop.cancel();
+        });
+        f(shutdown).await
+    })
 }

@@ -5,6 +5,7 @@
 //! gives the same readings, and scheduled faults land at known times.
 
 mod generator;
+pub mod pos;
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
