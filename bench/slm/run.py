@@ -13,7 +13,12 @@
 3. Runs `cargo bench -p sluice-plugin-summarize --bench slm`: the same
    figures through the crate's model thread, plus the latency of whole
    20-event digests (facts, grammar, generation, check) and the process RSS.
-4. Prints one table.
+4. Builds llama.cpp's own `llama-bench` against the same vendored sources
+   (the crate leaves the tools' sources out; `llama-bench.cpp` and `main.cpp`
+   come from the llama.cpp tree inside the pinned llama-cpp-python sdist on
+   PyPI, fetched with `pip download`) and runs it with the same GGUF,
+   thread counts and pp512/tg128 tests (`--no-llama-bench` skips it).
+5. Prints one table.
 
 Usage: python3 bench/slm/run.py [--threads 1,2] [--reps 5] [--digests 10]
                                [--model PATH] [--json OUT] [--dev]
@@ -40,6 +45,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HERE = os.path.join(ROOT, "bench", "slm")
 DEFAULT_MODEL = os.path.join(ROOT, "models", "slm", "SmolLM2-135M-Instruct.Q4_1.gguf")
 N_PROMPT, N_GEN = 512, 128
+# Its sdist carries llama.cpp's tools/llama-bench sources.
+LLAMA_CPP_PYTHON = "0.3.36"
+LLAMA_BENCH_CMAKE = """cmake_minimum_required(VERSION 3.14)
+project(llama_bench CXX C)
+set(LLAMA_BUILD_COMMON ON CACHE BOOL "" FORCE)
+set(LLAMA_BUILD_TOOLS OFF CACHE BOOL "" FORCE)
+set(LLAMA_BUILD_EXAMPLES OFF CACHE BOOL "" FORCE)
+set(LLAMA_BUILD_TESTS OFF CACHE BOOL "" FORCE)
+set(LLAMA_BUILD_SERVER OFF CACHE BOOL "" FORCE)
+set(LLAMA_BUILD_MTMD OFF CACHE BOOL "" FORCE)
+set(LLAMA_OPENSSL OFF CACHE BOOL "" FORCE)
+add_subdirectory(llama.cpp)
+add_executable(llama-bench llama-bench.cpp main.cpp)
+target_link_libraries(llama-bench PRIVATE llama-common llama)
+target_compile_features(llama-bench PRIVATE cxx_std_17)
+"""
 
 
 def sys_crate_version():
@@ -100,6 +121,58 @@ def link_reference(build, src):
     return exe
 
 
+def llama_bench_sources():
+    """tools/llama-bench/*.cpp from the pinned llama-cpp-python sdist."""
+    cache = os.path.join(os.path.expanduser("~"), ".cache", "sluice", f"llama-cpp-python-{LLAMA_CPP_PYTHON}")
+    names = ("llama-bench.cpp", "main.cpp")
+    if all(os.path.isfile(os.path.join(cache, n)) for n in names):
+        return [os.path.join(cache, n) for n in names]
+    os.makedirs(cache, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                    f"llama-cpp-python=={LLAMA_CPP_PYTHON}", "-d", cache], check=True)
+    import tarfile
+    sdist = os.path.join(cache, f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz")
+    with tarfile.open(sdist) as tar:
+        for n in names:
+            member = tar.getmember(f"llama_cpp_python-{LLAMA_CPP_PYTHON}/vendor/llama.cpp/tools/llama-bench/{n}")
+            with tar.extractfile(member) as f, open(os.path.join(cache, n), "wb") as out:
+                out.write(f.read())
+    os.remove(sdist)
+    return [os.path.join(cache, n) for n in names]
+
+
+def build_llama_bench(src, version, jobs):
+    """Builds llama-bench on the crate's llama.cpp sources; cached per version."""
+    out = os.path.join(tempfile.gettempdir(), f"sluice-llama-bench-{version}")
+    exe = os.path.join(out, "build", "llama-bench")
+    if os.path.exists(exe):
+        return exe, 0.0
+    started = time.time()
+    import shutil
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(src, os.path.join(out, "llama.cpp"))
+    for f in llama_bench_sources():
+        shutil.copy(f, out)
+    with open(os.path.join(out, "CMakeLists.txt"), "w") as f:
+        f.write(LLAMA_BENCH_CMAKE)
+    build = os.path.join(out, "build")
+    subprocess.run(["cmake", "-S", out, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF",
+                    "-DGGML_NATIVE=OFF", "-DGGML_OPENMP=ON"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", build, "--target", "llama-bench", "-j", str(jobs)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return exe, time.time() - started
+
+
+def run_llama_bench(exe, model, threads, reps):
+    out = subprocess.run([exe, "-m", model, "-t", str(threads), "-p", str(N_PROMPT), "-n", str(N_GEN),
+                          "-r", str(reps), "-o", "json"], check=True, capture_output=True, text=True).stdout
+    runs = json.loads(out)
+    pp = next(r for r in runs if r["n_prompt"] > 0 and r["n_gen"] == 0)
+    tg = next(r for r in runs if r["n_gen"] > 0 and r["n_prompt"] == 0)
+    return {"prompt_tokens_per_second": pp["avg_ts"], "generated_tokens_per_second": tg["avg_ts"],
+            "build_commit": pp.get("build_commit"), "cpu_info": pp.get("cpu_info")}
+
+
 def dev_env():
     env = dict(os.environ)
     # Only the workspace crates' opt-level: any other profile change would
@@ -144,6 +217,7 @@ def main():
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--json")
     ap.add_argument("--dev", action="store_true")
+    ap.add_argument("--no-llama-bench", action="store_true")
     a = ap.parse_args()
     if not os.path.isfile(a.model):
         sys.exit(f"{a.model} is missing: run models/slm/fetch.sh")
@@ -155,8 +229,15 @@ def main():
     else:
         exe, build_s = build_reference(src, version, os.cpu_count() or 2)
 
+    bench_exe = None
+    if not a.no_llama_bench:
+        bench_exe, bench_build_s = build_llama_bench(src, version, os.cpu_count() or 2)
+        if bench_build_s:
+            print(f"llama-bench built in {bench_build_s:.0f} s", flush=True)
+
     sluice = run_sluice(a.model, threads, a.reps, a.digests, a.dev)
     ref = {t: run_reference(exe, a.model, t, a.reps) for t in threads}
+    lb = {t: run_llama_bench(bench_exe, a.model, t, a.reps) for t in threads} if bench_exe else {}
 
     ev = lambda kind, t=None: next(r for r in sluice if r["event"] == kind and r.get("threads", t) == t)
     load, mem = ev("load"), ev("memory")
@@ -176,6 +257,18 @@ def main():
               f"{ratio:>8.2f} | {d['p50_seconds']:>9.2f} / {d['p90_seconds']:.2f} / {d['max_seconds']:.2f}"
               f"{'':>8} | {d['by_model']}/{d['digests']}")
         rows.append({"threads": t, "sluice": s, "digest": d, "llama_cpp": r, "generation_ratio": ratio})
+        if t in lb:
+            rows[-1]["llama_bench"] = lb[t]
+            rows[-1]["generation_ratio_vs_llama_bench"] = s["generated_tokens_per_second"] / lb[t]["generated_tokens_per_second"]
+    if lb:
+        print()
+        print("llama.cpp's own llama-bench, same sources, GGUF and threads (pp512 / tg128, tokens/s):")
+        for t in threads:
+            s, r = ev("speed", t), lb[t]
+            print(f"{t:>7} thread(s): llama-bench {r['prompt_tokens_per_second']:.1f} / "
+                  f"{r['generated_tokens_per_second']:.1f}; sluice {s['prompt_tokens_per_second']:.1f} / "
+                  f"{s['generated_tokens_per_second']:.1f}; generation ratio "
+                  f"{s['generated_tokens_per_second'] / r['generated_tokens_per_second']:.2f}")
     print()
     print(f"load: sluice {load['load_seconds']:.2f} s (weights {load['weights_seconds']:.2f} s), "
           f"llama.cpp {ref[threads[0]]['load_seconds']:.2f} s")
