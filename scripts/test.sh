@@ -12,4 +12,4 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked -- --test-threads="${SLUICE_TEST_THREADS:-2}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${SLUICE_TEST_THREADS:-2}"

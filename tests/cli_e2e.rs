@@ -17,7 +17,7 @@ fn validate_accepts_every_shipped_pipeline() {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 6, "{files:?}");
+    assert!(files.len() >= 5, "{files:?}");
     let out = Command::new(common::sluice_bin())
         .arg("validate")
         .args(&files)

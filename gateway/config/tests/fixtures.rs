@@ -161,12 +161,18 @@ fn shipped_pipelines_and_examples_load() {
         .filter(|p| !p.to_string_lossy().ends_with(".test.yaml"))
         .collect();
     // Pipelines name their models relative to `SLUICE_MODELS_DIR`, which
-    // defaults to `models` under the working directory.
+    // defaults to `models` under the working directory, and the demo's
+    // sample frames relative to `SLUICE_RETAIL_FRAMES`.
     let models = root.join("models").to_string_lossy().into_owned();
+    let frames = root.join("examples/retail").to_string_lossy().into_owned();
+    let vars = [
+        ("SLUICE_MODELS_DIR", models.as_str()),
+        ("SLUICE_RETAIL_FRAMES", frames.as_str()),
+    ];
     let failures: Vec<String> = files
         .iter()
         .filter_map(|path| {
-            sluice_core::env::with_vars(&[("SLUICE_MODELS_DIR", &models)], || load_file(path))
+            sluice_core::env::with_vars(&vars, || load_file(path))
                 .err()
                 .map(|d| format!("{d}"))
         })

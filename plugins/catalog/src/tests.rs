@@ -35,5 +35,5 @@ fn camera_sources_reject_unknown_keys_and_bad_values() {
 #[test]
 fn unknown_source_types_list_camera_among_the_kinds() {
     let e = source("type: webcam\n").unwrap_err();
-    assert!(e.contains("`camera`"), "{e}");
+    assert!(e.contains("expected one of mqtt, frames, camera"), "{e}");
 }
