@@ -14,9 +14,11 @@ frame), the frames dropped by the queue, the sensor rows the SQL window
 took, and the gateway's CPU time and peak RSS.
 
 Usage: python3 bench/detect/e2e.py [--bin PATH] [--workers 2] [--fps 25]
-                                   [--duration 60] [--warmup 15]
+                                   [--duration 60] [--warmup 15] [--size 416]
 Needs mosquitto and a built binary (default: the release build under
-$CARGO_TARGET_DIR or $HOME/.cache/sluice/target).
+$CARGO_TARGET_DIR or $HOME/.cache/sluice/target). --size N plays the frames
+scaled to N x N (as a 416x416 camera would deliver them), which needs Pillow
+(bench/detect/requirements.txt); without it the 640x480 files are played.
 """
 import argparse
 import os
@@ -107,6 +109,7 @@ def main():
     ap.add_argument("--fps", type=float, default=25.0)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--warmup", type=float, default=15.0)
+    ap.add_argument("--size", type=int, help="scale the frames to SIZE x SIZE first")
     a = ap.parse_args()
     if not os.path.isfile(a.bin):
         sys.exit(f"{a.bin} not found: cargo build --release -p sluice")
@@ -121,9 +124,19 @@ def main():
         broker = subprocess.Popen(["mosquitto", "-c", conf], stderr=subprocess.DEVNULL)
         time.sleep(0.5)
         url = f"mqtt://127.0.0.1:{port}"
+        frames = os.path.join(ROOT, "examples", "retail", "checkout")
+        if a.size:
+            from PIL import Image
+
+            scaled = os.path.join(tmp, "frames")
+            os.makedirs(scaled)
+            for name in sorted(os.listdir(frames)):
+                with Image.open(os.path.join(frames, name)) as img:
+                    img.resize((a.size, a.size), Image.BILINEAR).save(os.path.join(scaled, name), quality=85)
+            frames = scaled
         cam = os.path.join(tmp, "camera.yaml")
         with open(cam, "w") as f:
-            f.write(camera_pipeline(tmp, os.path.join(ROOT, "examples", "retail", "checkout"), a.fps, a.workers, url))
+            f.write(camera_pipeline(tmp, frames, a.fps, a.workers, url))
         env = dict(os.environ, SLUICE_MQTT_URL=url, SLUICE_UPLINK_URL=url, SLUICE_DATA_DIR=tmp)
         gw = subprocess.Popen([a.bin, "run", cam, os.path.join(ROOT, "pipelines", "factory-telemetry.yaml"),
                                "--admin", admin], env=env, stderr=open(os.path.join(tmp, "gw.log"), "w"))
@@ -150,7 +163,8 @@ def main():
         offered = rate("sluice_component_sent_rows_total", component_id="cam")
         dropped = rate("sluice_component_discarded_rows_total", component_id="cam")
         sensor = rate("sluice_component_received_rows_total", component_id="per_device")
-        print(f"binary {a.bin}, workers {a.workers}, frames offered at {a.fps:g}/s, "
+        size = f"{a.size}x{a.size}" if a.size else "640x480"
+        print(f"binary {a.bin}, workers {a.workers}, {size} frames offered at {a.fps:g}/s, "
               f"{dt:.0f} s measured after {a.warmup:g} s warm-up")
         print(f"frames through detect: {detected:.1f}/s (source emitted {offered:.1f}/s, "
               f"queue drops {dropped:.1f}/s)")

@@ -158,6 +158,17 @@ async fn publish(
     let start = tokio::time::Instant::now();
     let start_ms = epoch_ms();
     let end = opts.duration.map(|d| start + d);
+    if scans.is_empty() {
+        // Nothing to publish: wait out the run.
+        match end {
+            Some(end) => tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep_until(end) => {}
+            },
+            None => shutdown.cancelled().await,
+        }
+        return Ok(0);
+    }
     let mut sent = 0u64;
     for n in 0.. {
         if opts.loops.is_some_and(|l| n >= l) {
@@ -187,16 +198,6 @@ async fn publish(
                 .await
                 .context("the MQTT client stopped")?;
             sent += 1;
-        }
-        if scans.is_empty() {
-            // Nothing to publish: wait out the run instead of spinning.
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(sent),
-                _ = tokio::time::sleep_until(end.unwrap_or(start + period)) => {}
-            }
-            if end.is_some() {
-                return Ok(sent);
-            }
         }
     }
     Ok(sent)
