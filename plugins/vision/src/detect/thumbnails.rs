@@ -147,6 +147,12 @@ impl Reason {
     }
 }
 
+/// A thumbnail encoded on a worker, waiting for its frame's turn.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    jpeg: Vec<u8>,
+}
+
 /// The thumbnail store of one `detect` transform, shared by its workers.
 #[derive(Debug)]
 pub(crate) struct Thumbnails {
@@ -310,46 +316,70 @@ impl Thumbnails {
         found
     }
 
-    /// Takes the camera's slot for a thumbnail of a frame at `ts` (event
-    /// time, ms) showing `objects` detections: when the last one taken is at
-    /// least `every` away, before or after (frames finishing out of order on
-    /// several workers do not get extra ones; a file source starting its
-    /// loop again gets new ones), or sooner when the frame shows more
-    /// objects than that last one, so the event a newcomer raises has a
-    /// picture of it. Within one `every`, that allows one thumbnail per
-    /// object added, never more. A failed write keeps its slot, so a broken
-    /// disk costs one attempt per slot, not one per frame.
-    fn claim(&self, camera: &str, ts: i64, objects: usize) -> bool {
-        let mut st = lock(&self.state);
-        match st.last.get(camera) {
-            Some((last, seen))
-                if ts.abs_diff(*last) < self.every_ms.unsigned_abs() && objects <= *seen =>
-            {
-                false
-            }
-            _ => {
-                st.last.insert(camera.to_owned(), (ts, objects));
-                true
+    /// Whether the camera is due a thumbnail of a frame at `ts` (event
+    /// time, ms) showing `objects` detections: when the last one kept is at
+    /// least `every` away, before or after (a file source starting its loop
+    /// again gets new ones), or sooner when the frame shows more objects
+    /// than that last one, so the event a newcomer raises has a picture of
+    /// it. Within one `every`, that allows one thumbnail per object added,
+    /// never more.
+    fn due(st: &State, every_ms: i64, camera: &str, ts: i64, objects: usize) -> bool {
+        !matches!(
+            st.last.get(camera),
+            Some((last, seen)) if ts.abs_diff(*last) < every_ms.unsigned_abs() && objects <= *seen
+        )
+    }
+
+    /// Encodes a thumbnail of `img`, the frame of `camera` at `ts` with
+    /// `objects` detections, when the camera may be due one; runs on a
+    /// worker, in any order. Only [`Thumbnails::keep`], called in frame
+    /// order, decides: with frames of one camera in event-time order, a
+    /// frame it would keep is never turned away here, since the thumbnails
+    /// kept meanwhile are of earlier frames, which only make the slot less
+    /// free. A few extra encodes (at most one per frame running at once)
+    /// are the price of workers finishing out of order.
+    pub(crate) fn prepare(
+        &self,
+        camera: &str,
+        ts: i64,
+        objects: usize,
+        img: &Rgb,
+    ) -> Option<Prepared> {
+        if !Self::due(&lock(&self.state), self.every_ms, camera, ts, objects) {
+            return None;
+        }
+        match self.encode(img) {
+            Ok(jpeg) => Some(Prepared { jpeg }),
+            Err(e) => {
+                let path = self.dir.join(camera_dir(camera)).join(format!("{ts}.jpg"));
+                self.fail(Reason::Encode, &path, &e);
+                None
             }
         }
     }
 
-    /// Writes a thumbnail of `img`, the frame of `camera` at `ts` with
-    /// `objects` detections, when the camera is due one; returns its path,
-    /// or `None` when none is due or it could not be written.
-    pub(crate) fn offer(&self, camera: &str, ts: i64, objects: usize, img: &Rgb) -> Option<String> {
-        if !self.claim(camera, ts, objects) {
-            return None;
-        }
-        let dir = self.dir.join(camera_dir(camera));
-        let path = dir.join(format!("{ts}.jpg"));
-        let jpeg = match self.encode(img) {
-            Ok(jpeg) => jpeg,
-            Err(e) => {
-                self.fail(Reason::Encode, &path, &e);
+    /// Keeps `prepared`, the thumbnail of the frame of `camera` at `ts` with
+    /// `objects` detections, when the camera is still due one; call in
+    /// frame order. Returns its path, or `None` when none is due or it could
+    /// not be written. A failed write keeps the slot, so a broken disk costs
+    /// one attempt per slot, not one per frame.
+    pub(crate) fn keep(
+        &self,
+        camera: &str,
+        ts: i64,
+        objects: usize,
+        prepared: Prepared,
+    ) -> Option<String> {
+        {
+            let mut st = lock(&self.state);
+            if !Self::due(&st, self.every_ms, camera, ts, objects) {
                 return None;
             }
-        };
+            st.last.insert(camera.to_owned(), (ts, objects));
+        }
+        let jpeg = prepared.jpeg;
+        let dir = self.dir.join(camera_dir(camera));
+        let path = dir.join(format!("{ts}.jpg"));
         if let Err(e) = write_atomically(&dir, ts, &path, &jpeg) {
             self.fail(Reason::Write, &path, &e);
             return None;
@@ -378,6 +408,14 @@ impl Thumbnails {
             return None;
         }
         Some(path.to_string_lossy().into_owned())
+    }
+
+    /// [`Thumbnails::prepare`] and [`Thumbnails::keep`] in one go, for a
+    /// single frame in order.
+    #[cfg(test)]
+    pub(crate) fn offer(&self, camera: &str, ts: i64, objects: usize, img: &Rgb) -> Option<String> {
+        let prepared = self.prepare(camera, ts, objects, img)?;
+        self.keep(camera, ts, objects, prepared)
     }
 
     fn encode(&self, img: &Rgb) -> Result<Vec<u8>, image::ImageError> {

@@ -102,6 +102,24 @@ fn more_objects_than_in_the_last_thumbnail_get_one_sooner() {
 }
 
 #[test]
+fn frames_finishing_out_of_order_are_kept_as_in_frame_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = store(tmp.path(), "every: 1s\n");
+    let img = photo();
+    // Two workers: the frame at 2200 ms finishes before the one at 2000 ms,
+    // where a person first shows. Both are prepared; the earlier frame,
+    // kept first, gets the thumbnail and the later one, within `every` and
+    // showing no more, gets none.
+    let late = store.prepare("a", 2200, 1, &img).unwrap();
+    let early = store.prepare("a", 2000, 1, &img).unwrap();
+    assert!(store.keep("a", 2000, 1, early).is_some());
+    assert_eq!(store.keep("a", 2200, 1, late), None);
+    // Once a thumbnail is kept, frames within `every` are not even encoded.
+    assert!(store.prepare("a", 2400, 1, &img).is_none());
+    assert_eq!(names(&tmp.path().join("a")), ["2000.jpg"]);
+}
+
+#[test]
 fn a_camera_id_cannot_leave_the_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let (store, _) = store(tmp.path(), "");

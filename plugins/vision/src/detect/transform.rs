@@ -18,7 +18,7 @@ use super::model::Detector;
 use super::nms::Detection;
 use super::ordered::InOrder;
 use super::preprocess::{Geometry, decode_frame};
-use super::thumbnails::Thumbnails;
+use super::thumbnails::{Prepared, Thumbnails};
 use crate::names;
 
 /// At most one warning per this interval for bad frames.
@@ -53,14 +53,16 @@ enum Outcome {
     Detected {
         dets: Vec<Detection>,
         geometry: Geometry,
-        thumbnail: Option<String>,
+        /// Encoded when the camera may be due a thumbnail; kept or not
+        /// in frame order.
+        thumbnail: Option<Prepared>,
     },
     Corrupt(String),
     Failed(String),
 }
 
-/// Decodes and detects one frame, and keeps a thumbnail when it shows
-/// something and its camera is due one. Runs on the blocking pool.
+/// Decodes and detects one frame, and encodes a thumbnail when it shows
+/// something and its camera may be due one. Runs on the blocking pool.
 fn run_frame(detector: &Detector, thumbnails: Option<&Thumbnails>, frame: &Frame) -> Outcome {
     let img = match decode_frame(frame) {
         Ok(img) => img,
@@ -70,7 +72,7 @@ fn run_frame(detector: &Detector, thumbnails: Option<&Thumbnails>, frame: &Frame
         Ok((dets, geometry)) => {
             let thumbnail = match thumbnails {
                 Some(t) if !dets.is_empty() => {
-                    t.offer(&frame.camera, frame.event_time_ms, dets.len(), &img)
+                    t.prepare(&frame.camera, frame.event_time_ms, dets.len(), &img)
                 }
                 _ => None,
             };
@@ -172,6 +174,25 @@ impl DetectTransform {
     }
 }
 
+/// Keeps a prepared thumbnail of `frame` if its camera is still due one,
+/// writing it on the blocking pool; frames come here in arrival order.
+async fn keep_thumbnail(
+    store: Arc<Thumbnails>,
+    frame: &Arc<Frame>,
+    objects: usize,
+    prepared: Prepared,
+) -> Option<String> {
+    let frame = Arc::clone(frame);
+    tokio::task::spawn_blocking(move || {
+        store.keep(&frame.camera, frame.event_time_ms, objects, prepared)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        warn!(error = %e, "thumbnail write stopped unexpectedly; the frame goes on without one");
+        None
+    })
+}
+
 impl DetectTransform {
     /// Starts detecting `frame` behind the frames already running.
     fn start(&mut self, frame: Arc<Frame>) {
@@ -197,6 +218,12 @@ impl DetectTransform {
             } => {
                 self.frames.increment(1);
                 self.objects.increment(dets.len() as u64);
+                let thumbnail = match (thumbnail, &self.thumbnails) {
+                    (Some(prepared), Some(store)) => {
+                        keep_thumbnail(Arc::clone(store), &frame, dets.len(), prepared).await
+                    }
+                    _ => None,
+                };
                 let batch = self.rows(&frame, &dets, geometry, thumbnail.as_deref())?;
                 out.emit(batch).await
             }
