@@ -68,7 +68,14 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
-fn bench_model(file: &str, history: usize, features: usize, rows: usize, dir: Option<&Path>) {
+fn bench_model(
+    file: &str,
+    history: usize,
+    features: usize,
+    rows: usize,
+    threads: usize,
+    dir: Option<&Path>,
+) {
     let stem = file.trim_end_matches(".onnx");
     let per_row = history * features;
     let input = dir.map(|d| d.join(format!("{stem}-b{rows}.f32")));
@@ -84,8 +91,15 @@ fn bench_model(file: &str, history: usize, features: usize, rows: usize, dir: Op
     );
 
     let load_started = Instant::now();
-    let model =
-        ScoringModel::load(&models_dir().join(file), None, history, features, rows).unwrap();
+    let model = ScoringModel::load_threaded(
+        &models_dir().join(file),
+        None,
+        history,
+        features,
+        rows,
+        threads,
+    )
+    .unwrap();
     let load_ms = load_started.elapsed().as_secs_f64() * 1e3;
 
     if let Some(d) = dir {
@@ -93,7 +107,10 @@ fn bench_model(file: &str, history: usize, features: usize, rows: usize, dir: Op
             .iter()
             .flat_map(|b| model.score(b).unwrap())
             .collect();
-        write_f32(&d.join(format!("{stem}-b{rows}.tract.f32")), &scores);
+        write_f32(
+            &d.join(format!("{stem}-b{rows}-t{threads}.tract.f32")),
+            &scores,
+        );
     }
     for b in batches.iter().cycle().take(WARMUP_BATCHES) {
         std::hint::black_box(model.score(b).unwrap());
@@ -111,7 +128,7 @@ fn bench_model(file: &str, history: usize, features: usize, rows: usize, dir: Op
     let total: f64 = latencies.iter().sum();
     latencies.sort_by(f64::total_cmp);
     println!(
-        "{{\"engine\":\"tract\",\"threads\":1,\"model\":\"{file}\",\"batch_rows\":{rows},\"batches\":{},\"rows_per_s\":{:.0},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\"load_ms\":{load_ms:.1}}}",
+        "{{\"engine\":\"tract\",\"threads\":{threads},\"model\":\"{file}\",\"batch_rows\":{rows},\"batches\":{},\"rows_per_s\":{:.0},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\"load_ms\":{load_ms:.1}}}",
         latencies.len(),
         (latencies.len() * rows) as f64 / total,
         quantile(&latencies, 0.5) * 1e3,
@@ -214,8 +231,10 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from);
     for rows in [1024, 64] {
-        bench_model("univariate-h32.onnx", 32, 1, rows, dir.as_deref());
-        bench_model("factory-h16.onnx", 16, 3, rows, dir.as_deref());
+        for threads in [1, 2] {
+            bench_model("univariate-h32.onnx", 32, 1, rows, threads, dir.as_deref());
+            bench_model("factory-h16.onnx", 16, 3, rows, threads, dir.as_deref());
+        }
     }
     bench_transform();
 }

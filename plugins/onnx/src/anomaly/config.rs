@@ -79,6 +79,12 @@ pub struct AnomalyConfig {
     /// Most rows per model call; larger groups are split.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: NonZeroUsize,
+    /// Cores one model call may use: a call of at least 256 rows is cut
+    /// into this many parts scored at once. `1` (the default) keeps the
+    /// other cores for the rest of the box; `2` on a busy line roughly
+    /// doubles the rows scored per second.
+    #[serde(default = "default_threads")]
+    pub threads: NonZeroUsize,
     /// What happens to rows with a missing, NaN or infinite feature.
     #[serde(default)]
     pub on_invalid: OnInvalid,
@@ -112,6 +118,10 @@ fn default_idle_timeout() -> HumanDuration {
 fn default_max_keys() -> NonZeroUsize {
     NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN)
 }
+fn default_threads() -> NonZeroUsize {
+    NonZeroUsize::MIN
+}
+
 fn default_batch_rows() -> NonZeroUsize {
     NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN)
 }
@@ -336,12 +346,13 @@ impl AnomalyConfig {
     }
 
     fn load_model(&self, max_batch: usize) -> Result<ScoringModel, ModelError> {
-        ScoringModel::load(
+        ScoringModel::load_threaded(
             Path::new(self.model.as_str()),
             self.sha256.as_deref(),
             self.history.get(),
             self.features.len(),
             max_batch,
+            self.threads.get(),
         )
     }
 }

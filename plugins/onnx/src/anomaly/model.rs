@@ -5,6 +5,11 @@
 //! so a small batch does not pay for a large one. A batch is padded with
 //! zeros up to the smallest plan that holds it; rows are independent, so
 //! padding never changes a score.
+//!
+//! With `threads` above one, a batch of at least [`SPLIT_MIN_ROWS`] rows is
+//! cut into that many equal parts scored at once: the calling thread takes
+//! the first, threads of a shared pool the others. There is a plan for each
+//! part size, so a part is not padded up to the next bucket.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -15,6 +20,11 @@ use tract_onnx::tract_hir::infer::Factoid;
 
 /// Batch sizes of the optimised plans, before the configured maximum.
 pub const BUCKETS: [usize; 4] = [1, 8, 64, 512];
+
+/// Fewest rows of a batch split over several threads; smaller batches run
+/// on the calling thread, where handing work over would cost more than it
+/// saves.
+pub const SPLIT_MIN_ROWS: usize = 256;
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -79,36 +89,60 @@ pub struct ScoringModel {
     history: usize,
     features: usize,
     layout: Layout,
+    threads: usize,
 }
 
-/// One optimised plan and a run state kept between calls, so a call does not
-/// rebuild the per-node state (the values themselves are still allocated by
-/// each operator).
+/// One optimised plan and the run states kept between calls, so a call does
+/// not rebuild the per-node state (the values themselves are still
+/// allocated by each operator): one per part scored at once.
 #[derive(Debug)]
 struct Plan {
     batch: usize,
     plan: Arc<TypedRunnableModel>,
-    state: Mutex<Option<TypedSimpleState>>,
+    states: Mutex<Vec<TypedSimpleState>>,
 }
 
 impl Plan {
     fn run(&self, input: Tensor) -> TractResult<TVec<TValue>> {
-        // A concurrent caller (the model is shared) runs on a fresh state
-        // rather than waiting for this one.
-        let Ok(mut slot) = self.state.try_lock() else {
-            return self.plan.run(tvec!(input.into()));
-        };
-        let mut state = match slot.take() {
+        let idle = self
+            .states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut state = match idle {
             Some(state) => state,
             None => self.plan.spawn()?,
         };
         let out = state.run(tvec!(input.into()));
         // A state that failed mid-run is dropped, not reused.
         if out.is_ok() {
-            *slot = Some(state);
+            self.states
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(state);
         }
         out
     }
+}
+
+/// Batch sizes to optimise a plan for: the buckets below `max_batch`,
+/// `max_batch` itself and, with several threads, the part sizes a split
+/// batch of each of those gives.
+fn plan_sizes(max_batch: usize, threads: usize) -> Vec<usize> {
+    let max_batch = max_batch.max(1);
+    let mut sizes: Vec<usize> = BUCKETS.iter().copied().filter(|b| *b < max_batch).collect();
+    sizes.push(max_batch);
+    if threads > 1 {
+        let parts: Vec<usize> = sizes
+            .iter()
+            .filter(|b| **b >= SPLIT_MIN_ROWS)
+            .map(|b| b.div_ceil(threads))
+            .collect();
+        sizes.extend(parts);
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
 }
 
 fn load_error(path: &Path, e: impl std::fmt::Display) -> ModelError {
@@ -121,7 +155,7 @@ fn load_error(path: &Path, e: impl std::fmt::Display) -> ModelError {
 impl ScoringModel {
     /// Loads `path`, verifies `sha256` when given, checks the input shape
     /// against `history` and `features` and optimises one plan per batch size
-    /// up to `max_batch`.
+    /// up to `max_batch`; scores on the calling thread only.
     pub fn load(
         path: &Path,
         sha256: Option<&str>,
@@ -129,6 +163,20 @@ impl ScoringModel {
         features: usize,
         max_batch: usize,
     ) -> Result<Self, ModelError> {
+        Self::load_threaded(path, sha256, history, features, max_batch, 1)
+    }
+
+    /// [`ScoringModel::load`], scoring a batch of at least
+    /// [`SPLIT_MIN_ROWS`] rows on up to `threads` threads at once.
+    pub fn load_threaded(
+        path: &Path,
+        sha256: Option<&str>,
+        history: usize,
+        features: usize,
+        max_batch: usize,
+        threads: usize,
+    ) -> Result<Self, ModelError> {
+        let threads = threads.max(1);
         let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
             path: path.to_owned(),
             source,
@@ -156,8 +204,7 @@ impl ScoringModel {
             .map_err(|e| load_error(path, e))?;
         let layout = check_input(path, &model, history, features)?;
 
-        let mut sizes: Vec<usize> = BUCKETS.iter().copied().filter(|b| *b < max_batch).collect();
-        sizes.push(max_batch.max(1));
+        let sizes = plan_sizes(max_batch, threads);
         let mut plans = Vec::with_capacity(sizes.len());
         for batch in sizes {
             let fact = match layout {
@@ -179,7 +226,7 @@ impl ScoringModel {
             plans.push(Plan {
                 batch,
                 plan,
-                state: Mutex::new(None),
+                states: Mutex::new(Vec::new()),
             });
         }
         Ok(Self {
@@ -187,6 +234,7 @@ impl ScoringModel {
             history,
             features,
             layout,
+            threads,
         })
     }
 
@@ -206,37 +254,89 @@ impl ScoringModel {
         };
         for chunk in windows.chunks(largest * per_row) {
             let n = chunk.len() / per_row;
-            let Some(plan) = self.plans.iter().find(|p| p.batch >= n) else {
-                return Err(ModelError::Run(format!("no plan holds {n} rows")));
-            };
-            let batch = plan.batch;
-            // Both layouts hold the same values in the same order.
-            let shape: &[usize] = match self.layout {
-                Layout::Rank3 => &[batch, self.history, self.features],
-                Layout::Flat => &[batch, per_row],
-            };
-            let input = if n == batch {
-                Tensor::from_shape(shape, chunk)
+            if self.threads > 1 && n >= SPLIT_MIN_ROWS {
+                self.score_split(chunk, n, &mut scores)?;
             } else {
-                let mut data = Vec::with_capacity(batch * per_row);
-                data.extend_from_slice(chunk);
-                data.resize(batch * per_row, 0.0);
-                Tensor::from_shape(shape, &data)
+                self.score_chunk(chunk, n, &mut scores)?;
             }
-            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-            let out = plan
-                .run(input)
-                .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-            let first = out
-                .first()
-                .ok_or_else(|| ModelError::Run("the model has no output".into()))?;
-            let view = first
-                .try_as_plain_ram()
-                .and_then(|v| v.as_slice::<f32>())
-                .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-            scores.extend_from_slice(view.get(..n).unwrap_or(view));
         }
         Ok(scores)
+    }
+
+    /// Scores `n` rows as `threads` parts at once, appending in row order.
+    fn score_split(
+        &self,
+        chunk: &[f32],
+        n: usize,
+        scores: &mut Vec<f32>,
+    ) -> Result<(), ModelError> {
+        let per_row = self.window_len();
+        let part_rows = n.div_ceil(self.threads);
+        let parts: Vec<&[f32]> = chunk.chunks(part_rows * per_row).collect();
+        let mut results: Vec<Result<Vec<f32>, ModelError>> =
+            parts.iter().map(|_| Ok(Vec::new())).collect();
+        if let Some((first, rest)) = results.split_first_mut() {
+            rayon::in_place_scope(|scope| {
+                for (part, result) in parts.iter().skip(1).zip(rest.iter_mut()) {
+                    scope.spawn(move |_| {
+                        let mut out = Vec::with_capacity(part_rows);
+                        *result = self
+                            .score_chunk(part, part.len() / per_row, &mut out)
+                            .map(|()| out);
+                    });
+                }
+                if let Some(part) = parts.first() {
+                    let mut out = Vec::with_capacity(part_rows);
+                    *first = self
+                        .score_chunk(part, part.len() / per_row, &mut out)
+                        .map(|()| out);
+                }
+            });
+        }
+        for result in results {
+            scores.extend_from_slice(&result?);
+        }
+        Ok(())
+    }
+
+    /// Scores the `n` rows of `chunk` with the smallest plan holding them.
+    fn score_chunk(
+        &self,
+        chunk: &[f32],
+        n: usize,
+        scores: &mut Vec<f32>,
+    ) -> Result<(), ModelError> {
+        let per_row = self.window_len();
+        let Some(plan) = self.plans.iter().find(|p| p.batch >= n) else {
+            return Err(ModelError::Run(format!("no plan holds {n} rows")));
+        };
+        let batch = plan.batch;
+        // Both layouts hold the same values in the same order.
+        let shape: &[usize] = match self.layout {
+            Layout::Rank3 => &[batch, self.history, self.features],
+            Layout::Flat => &[batch, per_row],
+        };
+        let input = if n == batch {
+            Tensor::from_shape(shape, chunk)
+        } else {
+            let mut data = Vec::with_capacity(batch * per_row);
+            data.extend_from_slice(chunk);
+            data.resize(batch * per_row, 0.0);
+            Tensor::from_shape(shape, &data)
+        }
+        .map_err(|e| ModelError::Run(format!("{e:#}")))?;
+        let out = plan
+            .run(input)
+            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
+        let first = out
+            .first()
+            .ok_or_else(|| ModelError::Run("the model has no output".into()))?;
+        let view = first
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<f32>())
+            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
+        scores.extend_from_slice(view.get(..n).unwrap_or(view));
+        Ok(())
     }
 }
 
@@ -379,6 +479,35 @@ mod tests {
         let other = m.score(&b).unwrap();
         assert_eq!(m.score(&a).unwrap(), first);
         assert_ne!(other, first);
+    }
+
+    #[test]
+    fn two_threads_add_a_plan_per_part_size() {
+        let m = ScoringModel::load_threaded(&model_path("univariate-h32.onnx"), None, 32, 1, 1000, 2)
+            .unwrap();
+        let sizes: Vec<usize> = m.plans.iter().map(|p| p.batch).collect();
+        assert_eq!(sizes, vec![1, 8, 64, 256, 500, 512, 1000]);
+    }
+
+    #[test]
+    fn a_batch_split_over_threads_scores_like_one_thread() {
+        let one = ScoringModel::load(&model_path("factory-h16.onnx"), None, 16, 3, 512).unwrap();
+        let two =
+            ScoringModel::load_threaded(&model_path("factory-h16.onnx"), None, 16, 3, 512, 2)
+                .unwrap();
+        // Row counts below the split, at it, odd, and beyond the largest plan.
+        for rows in [255, 256, 301, 512, 1100] {
+            let windows: Vec<f32> = (0..48 * rows)
+                .map(|i| ((i as f32) * 0.37).sin() * 2.0 + (i % 11) as f32 * 0.1)
+                .collect();
+            let a = one.score(&windows).unwrap();
+            let b = two.score(&windows).unwrap();
+            assert_eq!(a.len(), rows);
+            assert_eq!(b.len(), rows);
+            for (row, (x, y)) in a.iter().zip(&b).enumerate() {
+                assert!((x - y).abs() < 1e-6, "rows {rows}, row {row}: {x} vs {y}");
+            }
+        }
     }
 
     #[test]
