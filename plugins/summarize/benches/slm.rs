@@ -19,6 +19,10 @@ use sluice_plugin_summarize::engine::{self, GenRequest, Sampling};
 use sluice_plugin_summarize::facts::Collector;
 use sluice_plugin_summarize::{Author, Digester, SummarizeConfig};
 
+/// Context size: the `context` default, which holds the 512-token prompt
+/// and the 128 generated tokens of the speed test.
+const CONTEXT: u32 = 1024;
+
 const N_PROMPT: usize = 512;
 const N_GEN: usize = 128;
 const EVENTS: usize = 20;
@@ -129,7 +133,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     let a = args();
     let started = Instant::now();
-    let first = engine::engine(&a.model, a.threads[0], 2048, 4).unwrap();
+    let first = engine::engine(&a.model, a.threads[0], CONTEXT, 4).unwrap();
     let load_seconds = started.elapsed().as_secs_f64();
     let rss_after_load = rss_mib("VmRSS:");
     println!(
@@ -143,7 +147,7 @@ fn main() {
         .build()
         .unwrap();
     for &threads in &a.threads {
-        let engine = engine::engine(&a.model, threads, 2048, 4).unwrap();
+        let engine = engine::engine(&a.model, threads, CONTEXT, 4).unwrap();
         let run = |prompt: &str, max_tokens: usize| {
             engine
                 .generate_blocking(GenRequest {

@@ -105,7 +105,11 @@ pub struct SummarizeConfig {
     /// Constrain generation with a grammar built from the facts.
     #[serde(default = "default_grammar")]
     pub grammar: bool,
-    /// Context size in tokens (prompt plus answer).
+    /// Context size in tokens (prompt plus answer). The default holds the
+    /// default prompt with `top: 5` (about 400 tokens) and `max_tokens`
+    /// several times over; the cache it needs is allocated at start-up
+    /// (22.5 MiB for SmolLM2-135M at 1024), so raise it only for longer
+    /// prompts.
     #[serde(default = "default_context")]
     pub context: NonZeroU32,
     /// Digests that may wait for the model thread (shared by all users of
@@ -145,7 +149,7 @@ fn default_grammar() -> bool {
     true
 }
 fn default_context() -> NonZeroU32 {
-    NonZeroU32::new(2048).unwrap_or(NonZeroU32::MIN)
+    NonZeroU32::new(1024).unwrap_or(NonZeroU32::MIN)
 }
 fn default_queue() -> NonZeroUsize {
     nz(4)

@@ -20,8 +20,11 @@ use super::pick::Picker;
 use super::registry::Loaded;
 use super::{EngineError, GenOutput, Job, Stop};
 
-/// Prompt tokens decoded per llama.cpp call.
+/// Prompt tokens handed to llama.cpp per call.
 const N_BATCH: u32 = 512;
+/// Prompt tokens computed at once inside a call: the scratch memory of a
+/// step grows with it, prompt speed hardly does beyond this.
+const N_UBATCH: u32 = 256;
 
 pub(crate) struct WorkerConfig {
     pub(crate) threads: usize,
@@ -99,7 +102,7 @@ fn run(
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(cfg.n_ctx))
         .with_n_batch(N_BATCH)
-        .with_n_ubatch(N_BATCH)
+        .with_n_ubatch(N_UBATCH)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let mut ctx = match loaded.model.new_context(loaded.backend, params) {
