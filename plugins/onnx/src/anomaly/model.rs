@@ -483,8 +483,9 @@ mod tests {
 
     #[test]
     fn two_threads_add_a_plan_per_part_size() {
-        let m = ScoringModel::load_threaded(&model_path("univariate-h32.onnx"), None, 32, 1, 1000, 2)
-            .unwrap();
+        let m =
+            ScoringModel::load_threaded(&model_path("univariate-h32.onnx"), None, 32, 1, 1000, 2)
+                .unwrap();
         let sizes: Vec<usize> = m.plans.iter().map(|p| p.batch).collect();
         assert_eq!(sizes, vec![1, 8, 64, 256, 500, 512, 1000]);
     }
@@ -492,9 +493,8 @@ mod tests {
     #[test]
     fn a_batch_split_over_threads_scores_like_one_thread() {
         let one = ScoringModel::load(&model_path("factory-h16.onnx"), None, 16, 3, 512).unwrap();
-        let two =
-            ScoringModel::load_threaded(&model_path("factory-h16.onnx"), None, 16, 3, 512, 2)
-                .unwrap();
+        let two = ScoringModel::load_threaded(&model_path("factory-h16.onnx"), None, 16, 3, 512, 2)
+            .unwrap();
         // Row counts below the split, at it, odd, and beyond the largest plan.
         for rows in [255, 256, 301, 512, 1100] {
             let windows: Vec<f32> = (0..48 * rows)
