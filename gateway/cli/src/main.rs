@@ -3,6 +3,7 @@
 mod demo;
 mod eval_anomaly;
 mod logging;
+mod malloc;
 mod outbox;
 mod run;
 mod simulate;
@@ -105,6 +106,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
+    malloc::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { files } => validate::validate(&files),
