@@ -275,21 +275,18 @@ impl ScoringModel {
         let parts: Vec<&[f32]> = chunk.chunks(part_rows * per_row).collect();
         let mut results: Vec<Result<Vec<f32>, ModelError>> =
             parts.iter().map(|_| Ok(Vec::new())).collect();
+        let score_part = |part: &[f32]| {
+            let mut out = Vec::with_capacity(part_rows);
+            self.score_chunk(part, part.len() / per_row, &mut out)
+                .map(|()| out)
+        };
         if let Some((first, rest)) = results.split_first_mut() {
             rayon::in_place_scope(|scope| {
                 for (part, result) in parts.iter().skip(1).zip(rest.iter_mut()) {
-                    scope.spawn(move |_| {
-                        let mut out = Vec::with_capacity(part_rows);
-                        *result = self
-                            .score_chunk(part, part.len() / per_row, &mut out)
-                            .map(|()| out);
-                    });
+                    scope.spawn(move |_| *result = score_part(part));
                 }
                 if let Some(part) = parts.first() {
-                    let mut out = Vec::with_capacity(part_rows);
-                    *first = self
-                        .score_chunk(part, part.len() / per_row, &mut out)
-                        .map(|()| out);
+                    *first = score_part(part);
                 }
             });
         }
