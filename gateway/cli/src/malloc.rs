@@ -6,7 +6,7 @@
 //! later large blocks (decoded frames, a detector's feature maps) come from
 //! the arenas too. With detection on two workers the demo reached 746 MB
 //! peak RSS and kept growing; with at most two arenas and large blocks
-//! always mapped and unmapped it stays at 332 MB.
+//! always mapped and unmapped it peaked at 341 MB.
 //!
 //! glibc reads these settings (`GLIBC_TUNABLES`) only when a process starts,
 //! so `sluice` sets them and executes itself again, same process id and

@@ -107,7 +107,7 @@ pub struct SummarizeConfig {
     pub grammar: bool,
     /// Context size in tokens (prompt plus answer). The default holds the
     /// default prompt with `top: 5` (about 400 tokens) and `max_tokens`
-    /// several times over; the cache it needs is allocated at start-up
+    /// about twice over; the cache it needs is allocated at start-up
     /// (22.5 MiB for SmolLM2-135M at 1024), so raise it only for longer
     /// prompts.
     #[serde(default = "default_context")]

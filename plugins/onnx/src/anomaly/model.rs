@@ -253,32 +253,26 @@ impl ScoringModel {
             return Err(ModelError::Run("no execution plan".into()));
         };
         for chunk in windows.chunks(largest * per_row) {
-            let n = chunk.len() / per_row;
-            if self.threads > 1 && n >= SPLIT_MIN_ROWS {
-                self.score_split(chunk, n, &mut scores)?;
+            if self.threads > 1 && chunk.len() / per_row >= SPLIT_MIN_ROWS {
+                self.score_split(chunk, &mut scores)?;
             } else {
-                self.score_chunk(chunk, n, &mut scores)?;
+                self.score_chunk(chunk, &mut scores)?;
             }
         }
         Ok(scores)
     }
 
-    /// Scores `n` rows as `threads` parts at once, appending in row order.
-    fn score_split(
-        &self,
-        chunk: &[f32],
-        n: usize,
-        scores: &mut Vec<f32>,
-    ) -> Result<(), ModelError> {
+    /// Scores the rows of `chunk` as `threads` parts at once, appending in
+    /// row order.
+    fn score_split(&self, chunk: &[f32], scores: &mut Vec<f32>) -> Result<(), ModelError> {
         let per_row = self.window_len();
-        let part_rows = n.div_ceil(self.threads);
+        let part_rows = (chunk.len() / per_row).div_ceil(self.threads);
         let parts: Vec<&[f32]> = chunk.chunks(part_rows * per_row).collect();
         let mut results: Vec<Result<Vec<f32>, ModelError>> =
             parts.iter().map(|_| Ok(Vec::new())).collect();
         let score_part = |part: &[f32]| {
             let mut out = Vec::with_capacity(part_rows);
-            self.score_chunk(part, part.len() / per_row, &mut out)
-                .map(|()| out)
+            self.score_chunk(part, &mut out).map(|()| out)
         };
         if let Some((first, rest)) = results.split_first_mut() {
             rayon::in_place_scope(|scope| {
@@ -296,14 +290,10 @@ impl ScoringModel {
         Ok(())
     }
 
-    /// Scores the `n` rows of `chunk` with the smallest plan holding them.
-    fn score_chunk(
-        &self,
-        chunk: &[f32],
-        n: usize,
-        scores: &mut Vec<f32>,
-    ) -> Result<(), ModelError> {
+    /// Scores the rows of `chunk` with the smallest plan holding them.
+    fn score_chunk(&self, chunk: &[f32], scores: &mut Vec<f32>) -> Result<(), ModelError> {
         let per_row = self.window_len();
+        let n = chunk.len() / per_row;
         let Some(plan) = self.plans.iter().find(|p| p.batch >= n) else {
             return Err(ModelError::Run(format!("no plan holds {n} rows")));
         };

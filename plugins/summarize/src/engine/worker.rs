@@ -22,8 +22,8 @@ use super::{EngineError, GenOutput, Job, Stop};
 
 /// Prompt tokens handed to llama.cpp per call.
 const N_BATCH: u32 = 512;
-/// Prompt tokens computed at once inside a call: the scratch memory of a
-/// step grows with it, prompt speed hardly does beyond this.
+/// Prompt tokens computed at once inside a call: the compute buffer
+/// llama.cpp reserves grows with it.
 const N_UBATCH: u32 = 256;
 
 pub(crate) struct WorkerConfig {
