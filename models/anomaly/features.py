@@ -9,7 +9,8 @@ is ``plugins/onnx/src/anomaly/state.rs`` (`Normalizer`).
 
 Per feature, with ``n`` rows seen so far, mean ``m`` and variance ``v``:
   * scoring is possible once ``n >= warmup`` (and ``warmup >= history``);
-  * ``z = (x - m) / max(sqrt(v), 1e-9 + 1e-6 * |m|)``;
+  * ``z = (x - m) / max(sqrt(v), 1e-9 + 1e-6 * |m|)``, clipped to
+    ``+-INPUT_CLIP`` (the graphs do not clip their input);
   * update with ``a = max(1 / (n + 1), 1 / horizon)``; once ``n >= warmup``
     the value is first clipped to ``m +- 4 sqrt(v)`` so anomalies barely move
     the statistics; ``d = x - m; m += a d; v = (1 - a)(v + a d^2)``.
@@ -64,7 +65,7 @@ def standardised_windows(x, history, warmup, horizon):
     idx = np.nonzero(scorable)[0]
     view = np.lib.stride_tricks.sliding_window_view(x, history, axis=0)  # [n-h+1, F, h]
     raw = view[idx - history + 1].transpose(0, 2, 1)  # [m, h, F]
-    z = (raw - means[idx][:, None, :]) / sds[idx][:, None, :]
+    z = np.clip((raw - means[idx][:, None, :]) / sds[idx][:, None, :], -INPUT_CLIP, INPUT_CLIP)
     return z.astype(np.float32), idx
 
 

@@ -13,6 +13,11 @@ use std::time::Duration;
 /// the statistics, so an anomaly barely shifts the baseline it is judged by.
 const CLIP_SIGMAS: f64 = 4.0;
 
+/// Standardised values fed to a model are clipped to this many standard
+/// deviations: a larger deviation says nothing more, and the models are
+/// trained on clipped windows (`INPUT_CLIP` in `models/anomaly/features.py`).
+pub(crate) const INPUT_CLIP: f64 = 20.0;
+
 /// Running mean and variance of one feature.
 ///
 /// The weight of a new value is `max(1 / n, 1 / horizon)`: a cumulative
@@ -208,7 +213,7 @@ impl KeyState {
                     let values = self.ring.iter().skip(f).step_by(spec.features);
                     let slots = window[f..].iter_mut().step_by(spec.features);
                     for (slot, x) in slots.zip(values) {
-                        *slot = ((x - mean) / scale) as f32;
+                        *slot = ((x - mean) / scale).clamp(-INPUT_CLIP, INPUT_CLIP) as f32;
                     }
                 }
             } else {
@@ -271,9 +276,10 @@ mod tests {
         }
         assert!(out.is_empty());
         assert!(k.observe(&[100.0], &s, &mut out));
-        // Statistics of 1..4: mean 2.5, sd sqrt(1.25).
+        // Statistics of 1..4: mean 2.5, sd sqrt(1.25); the spike (87 sd)
+        // is clipped.
         let sd = 1.25f64.sqrt();
-        let want = [(3.0 - 2.5) / sd, (4.0 - 2.5) / sd, (100.0 - 2.5) / sd];
+        let want = [(3.0 - 2.5) / sd, (4.0 - 2.5) / sd, INPUT_CLIP];
         for (got, want) in out.iter().zip(want) {
             assert!((f64::from(*got) - want).abs() < 1e-5, "{got} vs {want}");
         }
@@ -291,6 +297,19 @@ mod tests {
             k.observe(&[x], &s, &mut out);
         }
         assert_eq!(out, vec![6.0, 7.0]);
+    }
+
+    #[test]
+    fn standardised_values_are_clipped_both_ways() {
+        let s = spec(2, 4);
+        let mut k = KeyState::new(&s, tokio::time::Instant::now(), false);
+        let mut out = Vec::new();
+        for x in [1.0, 2.0, 1.0, 2.0, -1e12] {
+            k.observe(&[x], &s, &mut out);
+        }
+        out.clear();
+        assert!(k.observe(&[1e12], &s, &mut out));
+        assert_eq!(out, vec![-INPUT_CLIP as f32, INPUT_CLIP as f32]);
     }
 
     #[test]
