@@ -79,10 +79,12 @@ pub struct AnomalyConfig {
     /// Most rows per model call; larger groups are split.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: NonZeroUsize,
-    /// Cores one model call may use: a call of at least 256 rows is cut
-    /// into this many parts scored at once. `1` (the default) keeps the
-    /// other cores for the rest of the box; `2` on a busy line roughly
-    /// doubles the rows scored per second.
+    /// Cores one model call may use: a call of at least 64 rows is cut
+    /// into this many parts scored at once, on the calling thread and
+    /// `threads - 1` helper threads of the transform's own. `1` (the
+    /// default) keeps the other cores for the rest of the box; with `2` on a
+    /// 2-core box the shipped models score 1.4-1.8x the rows per second. A
+    /// helper spins for up to 100 µs after each call before it sleeps.
     #[serde(default = "default_threads")]
     pub threads: NonZeroUsize,
     /// What happens to rows with a missing, NaN or infinite feature.

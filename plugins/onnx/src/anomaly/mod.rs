@@ -18,6 +18,7 @@
 //! threshold, `is_anomaly` stays null while the key learns its threshold).
 
 mod config;
+mod crew;
 mod eval;
 mod model;
 mod state;
