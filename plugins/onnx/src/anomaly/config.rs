@@ -83,7 +83,7 @@ pub struct AnomalyConfig {
     /// into this many parts scored at once, on the calling thread and
     /// `threads - 1` helper threads of the transform's own. `1` (the
     /// default) keeps the other cores for the rest of the box; with `2` on a
-    /// 2-core box the shipped models score 1.4-1.8x the rows per second. A
+    /// 2-core box the shipped models score 1.4-1.9x the rows per second. A
     /// helper spins for up to 100 µs after each call before it sleeps.
     #[serde(default = "default_threads")]
     pub threads: NonZeroUsize,
