@@ -31,6 +31,7 @@ pub use config::{
     AnomalyConfig, CalibrateConfig, DEFAULT_THRESHOLD, FLAG_COLUMN, OnInvalid, SCORE_COLUMN,
     Threshold, output_schema,
 };
+pub use crew::Reclaimed;
 pub use eval::{EvalError, EvalOptions, EvalReport, evaluate_csv};
 pub use model::{BUCKETS, ModelError, ScoringModel, sha256_hex};
 pub use transform::AnomalyTransform;

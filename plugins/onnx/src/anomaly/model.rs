@@ -10,14 +10,15 @@
 //! cut into that many equal parts scored at once: the calling thread takes
 //! the first, the model's own helper threads (a [`Crew`]) the others. There
 //! is a plan for each part size, so a part is not padded up to the next
-//! bucket.
+//! bucket. The calling thread does not wait long on a helper whose core is
+//! busy: it scores a late part itself (see [`Crew`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use super::crew::Crew;
+use super::crew::{Crew, Reclaimed};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
@@ -265,6 +266,13 @@ impl ScoringModel {
         })
     }
 
+    /// Parts of split batches the calling thread scored itself because the
+    /// helper thread had not started them or was overdue (see [`Crew`]);
+    /// zero with one thread.
+    pub fn reclaimed(&self) -> Reclaimed {
+        self.crew.as_ref().map(Crew::reclaimed).unwrap_or_default()
+    }
+
     /// Values per window: `history x features`.
     pub fn window_len(&self) -> usize {
         self.history * self.features
@@ -281,7 +289,7 @@ impl ScoringModel {
         };
         for chunk in windows.chunks(largest * per_row) {
             match &self.crew {
-                Some(crew) if chunk.len() / per_row >= SPLIT_MIN_ROWS => {
+                Some(crew) if chunk.len() / per_row >= SPLIT_MIN_ROWS && crew.worth_splitting() => {
                     self.score_split(crew, chunk, &mut scores)?;
                 }
                 _ => scores.extend(run_part(&self.plans, self.part(chunk)?)?),
@@ -300,12 +308,21 @@ impl ScoringModel {
     ) -> Result<(), ModelError> {
         let per_row = self.window_len();
         let part_rows = (chunk.len() / per_row).div_ceil(crew.size() + 1);
-        let mut parts = chunk.chunks(part_rows * per_row);
-        let first = parts.next().unwrap_or_default();
-        let others = parts.map(|p| self.part(p)).collect::<Result<Vec<_>, _>>()?;
-        let (mine, theirs) = crew.run(others, || {
-            self.part(first).and_then(|p| run_part(&self.plans, p))
-        });
+        let slices: Vec<&[f32]> = chunk.chunks(part_rows * per_row).collect();
+        let (first, others) = slices.split_first().unwrap_or((&chunk, &[]));
+        let jobs = others
+            .iter()
+            .map(|p| self.part(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let score_here = |rows: &[f32]| self.part(rows).and_then(|p| run_part(&self.plans, p));
+        let (mine, theirs) = crew.run(
+            jobs,
+            || score_here(first),
+            |i| match others.get(i) {
+                Some(rows) => score_here(rows),
+                None => Err(ModelError::Run("no such part".into())),
+            },
+        );
         scores.extend(mine?);
         for result in theirs {
             let part = result.ok_or_else(|| ModelError::Run("a scoring thread panicked".into()))?;
