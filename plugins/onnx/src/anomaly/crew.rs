@@ -287,25 +287,22 @@ fn collect<J, R>(
         if spins.is_multiple_of(16) {
             let now = Instant::now();
             let mut slot = lock(&s.slot);
-            match std::mem::replace(&mut *slot, Slot::Empty) {
-                Slot::Posted(t, job) if t == ticket && now >= start_by => {
-                    return Collected::Back(job);
-                }
-                Slot::Running(t, since) if t == ticket && now >= since + allowed => {
-                    *slot = Slot::Running(t, since);
-                    return Collected::Overdue;
-                }
-                Slot::Posted(t, job) if t == ticket => *slot = Slot::Posted(t, job),
-                Slot::Running(t, since) if t == ticket => *slot = Slot::Running(t, since),
-                other => {
-                    // Not reached: only this caller posts, and only the
-                    // member turns a posted job into a running one. Running
-                    // the job again is the safe answer.
-                    *slot = other;
-                    if now >= start_by {
-                        return Collected::Overdue;
+            let overdue = match &*slot {
+                Slot::Posted(t, _) if *t == ticket => now >= start_by,
+                Slot::Running(t, since) if *t == ticket => now >= *since + allowed,
+                // Not reached: only this caller posts, and only the member
+                // turns a posted job into a running one. Running the job
+                // again is the safe answer.
+                _ => now >= start_by,
+            };
+            if overdue {
+                return match std::mem::replace(&mut *slot, Slot::Empty) {
+                    Slot::Posted(t, job) if t == ticket => Collected::Back(job),
+                    other => {
+                        *slot = other;
+                        Collected::Overdue
                     }
-                }
+                };
             }
         }
         if spins < 4096 {
