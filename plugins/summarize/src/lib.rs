@@ -30,9 +30,11 @@ mod check;
 mod config;
 pub mod digest;
 pub mod engine;
+pub mod eval;
 pub mod facts;
 pub mod grammar;
 pub mod ground;
+pub mod lexicon;
 pub mod template;
 mod transform;
 
@@ -45,4 +47,4 @@ pub use config::{
     SummarizeConfig,
 };
 pub use digest::{Author, Digest, Digester};
-pub use transform::SummarizeTransform;
+pub use transform::{FALLBACK_REASONS, SummarizeTransform};
