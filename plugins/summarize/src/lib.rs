@@ -11,16 +11,18 @@
 //!   kind: kind
 //!   keys: [device, zone]
 //!   measures: [anomaly_score]
-//!   max_tokens: 96
+//!   max_tokens: 128
 //! ```
 //!
 //! Per closed, non-empty window the transform counts events per kind and per
 //! key value, finds first/last times and the maxima of the measures, decides
-//! the severity ([`facts`]), and asks the model for a summary under a grammar
-//! that only admits the facts' numbers and names ([`grammar`]). A checker
-//! ([`ground`]) verifies the answer; a failing answer is regenerated, and
-//! after the last attempt replaced by a deterministic [`template`] summary,
-//! counted in `sluice_summarize_fallbacks_total{reason}`.
+//! the severity ([`facts`]). The digest's first line is a headline written in
+//! Rust ([`plan::headline`]); under it the model writes the assessment, what
+//! stands out and what to check first, choosing among sentences that already
+//! hold the facts ([`plan::Plan`], enforced by a grammar). A checker
+//! ([`ground`]) verifies the digest; a failing answer is regenerated, and
+//! after the last attempt replaced by a deterministic [`template`]
+//! assessment, counted in `sluice_summarize_fallbacks_total{reason}`.
 //!
 //! The model runs with llama.cpp on its own OS thread ([`engine`]), shared by
 //! every pipeline naming the same file.
@@ -35,6 +37,7 @@ pub mod facts;
 pub mod grammar;
 pub mod ground;
 pub mod lexicon;
+pub mod plan;
 pub mod template;
 mod transform;
 

@@ -1,54 +1,15 @@
-//! The deterministic summary used when the model's answer fails the checker,
-//! times out or the model is unavailable. Built only from the facts, so it is
-//! grounded by construction (a unit test runs the checker on it).
+//! The deterministic digest used when the model's answer fails the checker,
+//! times out or the model is unavailable: the headline and the plan's first
+//! choices ([`crate::plan`]). Built only from the facts, so it is grounded by
+//! construction (a unit test runs the checker on it).
 
-use crate::facts::{Facts, number, time};
+use crate::facts::Facts;
+use crate::plan::{self, Plan};
 
-/// A one-paragraph summary of `facts`, naming at most `top` kinds.
+/// The digest of `facts` without the model, naming at most `top` values per
+/// column.
 pub fn summary(facts: &Facts, top: usize) -> String {
-    let mut s = format!(
-        "{} events between {} and {} UTC",
-        facts.events,
-        time::clock(facts.first_ms),
-        time::clock(facts.last_ms)
-    );
-    if let Some(k) = &facts.kinds {
-        let list: Vec<String> = k
-            .counts
-            .iter()
-            .take(top)
-            .map(|c| format!("{} {}", c.name, c.events))
-            .collect();
-        if !list.is_empty() {
-            s.push_str(": ");
-            s.push_str(&list.join(", "));
-        }
-    }
-    s.push('.');
-    for b in &facts.keys {
-        if let Some(t) = b.top() {
-            s.push_str(&format!(
-                " Most events {}: {} ({}).",
-                b.column, t.name, t.events
-            ));
-        }
-    }
-    for p in &facts.peaks {
-        let place: Vec<&str> = p.keys.iter().map(|(_, v)| v.as_str()).collect();
-        let place = if place.is_empty() {
-            String::new()
-        } else {
-            format!(" on {}", place.join(" in "))
-        };
-        s.push_str(&format!(
-            " Highest {} {}{place} at {}.",
-            p.column,
-            number(p.value),
-            time::clock(p.at_ms)
-        ));
-    }
-    s.push_str(&format!(" Severity {}.", facts.severity.as_str()));
-    s
+    plan::digest(facts, &Plan::new(facts, top).template())
 }
 
 #[cfg(test)]
@@ -93,9 +54,9 @@ mod tests {
     fn template_states_the_facts() {
         assert_eq!(
             summary(&facts(), 5),
-            "9 events between 08:00:00 and 08:02:03 UTC: item_not_scanned 6, loitering 3. \
-             Most events zone: checkout-2 (6). Highest dwell_s 41.5 on exit-1 at 08:01:40. \
-             Severity warning."
+            "Warning: 9 events between 08:00:00 and 08:02:03 UTC; top kind item_not_scanned (6), \
+             top zone checkout-2 (6).\nThe highest dwell_s was 41.5 in exit-1 at 08:01:40. \
+             Check the till footage first, as item_not_scanned likely means missed scans at a till."
         );
     }
 

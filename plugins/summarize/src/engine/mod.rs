@@ -60,8 +60,11 @@ pub struct GenRequest {
 /// Why generation stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
-    /// The model (or the grammar) ended the answer.
+    /// The model ended the answer (with the grammar complete, if any).
     EndOfAnswer,
+    /// The grammar allowed no token of the vocabulary: the model cannot
+    /// write what the grammar demands, and the answer is cut short.
+    DeadEnd,
     /// `max_tokens` were generated.
     MaxTokens,
 }

@@ -252,7 +252,7 @@ fn generate(
             return Err(timeout());
         }
         let Some(token) = picker.pick(ctx, batch.n_tokens() - 1) else {
-            stop = Stop::EndOfAnswer;
+            stop = Stop::DeadEnd;
             break;
         };
         if req.stop_at_end && vocab.is_eog(token) {

@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use crate::lexicon::lexicon;
+
 pub use collect::{Collector, Layout, RowIssue};
 pub use severity::{Severity, SeverityRules};
 
@@ -92,55 +94,58 @@ pub struct Grounding {
 }
 
 impl Facts {
-    /// The facts as short lines for the prompt, listing at most `top` values
-    /// per column.
+    /// The facts as compact lines for the prompt, listing at most `top`
+    /// values per column, e.g.
+    ///
+    /// ```text
+    /// 212 events 06:00:03 to 06:04:58 UTC, severity critical
+    /// kind: bearing_wear 97, jam 40
+    /// device: lathe-12 81, kiln-2 40
+    /// highest vibration_rms 9.41 on lathe-12 in cell-b at 06:03:12
+    /// bearing_wear likely means worn or loose bearings; check the bearings and mounts
+    /// ```
+    ///
+    /// The last line comes from the kind table (`lexicon/kinds.tsv`) and is
+    /// there only when it knows the top kind.
     pub fn prompt_text(&self, top: usize) -> String {
-        let list = |counts: &[Counted]| {
-            counts
+        let list = |b: &Breakdown| {
+            b.counts
                 .iter()
+                .take(top)
                 .map(|c| format!("{} {}", c.name, c.events))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut lines = vec![
-            format!(
-                "Time: {} to {} UTC.",
-                time::clock(self.first_ms),
-                time::clock(self.last_ms)
-            ),
-            format!("Events: {}.", self.events),
-        ];
+        let unit = if self.events == 1 { "event" } else { "events" };
+        let mut lines = vec![format!(
+            "{} {unit} {} to {} UTC, severity {}",
+            self.events,
+            time::clock(self.first_ms),
+            time::clock(self.last_ms),
+            self.severity.as_str()
+        )];
         if let Some(k) = self.kinds.as_ref().filter(|k| !k.counts.is_empty()) {
-            let shown = &k.counts[..k.counts.len().min(top)];
-            lines.push(format!("Event kinds: {}.", list(shown)));
+            lines.push(format!("kind: {}", list(k)));
         }
-        for b in &self.keys {
-            let Some(t) = b.top() else { continue };
-            let unit = if t.events == 1 { "event" } else { "events" };
-            lines.push(format!(
-                "Busiest {}: {} with {} {unit}.",
-                b.column, t.name, t.events
-            ));
-            let others = &b.counts[1..b.counts.len().min(top)];
-            if !others.is_empty() {
-                lines.push(format!("Other {}s: {}.", b.column, list(others)));
-            }
+        for b in self.keys.iter().filter(|b| !b.counts.is_empty()) {
+            lines.push(format!("{}: {}", b.column, list(b)));
         }
         for p in &self.peaks {
-            let place: Vec<&str> = p.keys.iter().map(|(_, v)| v.as_str()).collect();
-            let place = if place.is_empty() {
-                String::new()
-            } else {
-                format!(" on {}", place.join(" in "))
-            };
+            let on = crate::plan::on_place(p);
             lines.push(format!(
-                "Highest {}: {}{place} at {}.",
+                "highest {} {}{on} at {}",
                 p.column,
                 number(p.value),
                 time::clock(p.at_ms)
             ));
         }
-        lines.push(format!("Severity: {}.", self.severity.as_str()));
+        let top_kind = self.kinds.as_ref().and_then(Breakdown::top);
+        if let Some((k, a)) = top_kind.and_then(|k| Some((k, lexicon().advice(&k.name)?))) {
+            lines.push(format!(
+                "{} likely means {}; check {}",
+                k.name, a.cause, a.check
+            ));
+        }
         lines.join("\n")
     }
 

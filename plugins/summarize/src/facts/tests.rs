@@ -176,14 +176,11 @@ fn prompt_text_and_grounding_agree() {
     let f = c.take().unwrap();
     assert_eq!(
         f.prompt_text(5),
-        "Time: 08:00:02 to 08:00:30 UTC.\n\
-         Events: 4.\n\
-         Event kinds: anomaly 3, item_not_scanned 1.\n\
-         Busiest device: press-7 with 2 events.\n\
-         Other devices: press-3 1.\n\
-         Busiest zone: checkout-2 with 1 event.\n\
-         Highest score: 0.97 on press-7 at 08:00:09.\n\
-         Severity: info."
+        "4 events 08:00:02 to 08:00:30 UTC, severity info\n\
+         kind: anomaly 3, item_not_scanned 1\n\
+         device: press-7 2, press-3 1\n\
+         zone: checkout-2 1\n\
+         highest score 0.97 on press-7 at 08:00:09"
     );
     let g = f.grounding(5);
     for n in [
