@@ -353,7 +353,11 @@ fn scores_match_a_direct_computation_with_few_and_many_components() {
             .chunks_exact(d)
             .map(|c| c.iter().zip(&z).map(|(a, b)| a * b).sum())
             .collect();
-        let t2: f64 = t.iter().zip(model.eigenvalues()).map(|(t, l)| t * t / l).sum();
+        let t2: f64 = t
+            .iter()
+            .zip(model.eigenvalues())
+            .map(|(t, l)| t * t / l)
+            .sum();
         let q: f64 = (0..d)
             .map(|j| z[j] - (0..d - 1).map(|c| t[c] * p[c * d + j]).sum::<f64>())
             .map(|r| r * r)
