@@ -175,6 +175,7 @@ async fn main() {
             first.threads.get(),
             first.context.get(),
             first.queue.get(),
+            first.chat_template.as_deref(),
         )
         .unwrap_or_else(|e| panic!("loading {}: {e}", a.model.display()))
     });

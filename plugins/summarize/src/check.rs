@@ -213,10 +213,20 @@ impl SummarizeConfig {
 
     /// Reports a model file that is missing or not a loadable GGUF.
     pub fn check_model(&self, v: &mut Validator) -> bool {
-        match engine::probe_model(Path::new(self.model.as_str())) {
+        match engine::probe_model(
+            Path::new(self.model.as_str()),
+            self.chat_template.as_deref(),
+        ) {
             Ok(()) => true,
             Err(e @ EngineError::Missing { .. }) => {
                 v.error(&["model"], e.to_string()).help(FETCH_HELP);
+                false
+            }
+            Err(e @ EngineError::ChatTemplate { .. }) => {
+                v.error(&["chat_template"], e.to_string()).help(
+                    "use a llama.cpp built-in template name (chatml, gemma, llama3, phi3, \
+                     mistral-v7, ...), or leave `chat_template` out to use the GGUF's own",
+                );
                 false
             }
             Err(e) => {
@@ -266,6 +276,7 @@ impl TransformConfig for SummarizeConfig {
             self.threads.get(),
             self.context.get(),
             self.queue.get(),
+            self.chat_template.as_deref(),
         )
         .map_err(|e| match e {
             EngineError::Missing { .. } => {

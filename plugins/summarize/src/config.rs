@@ -106,6 +106,13 @@ pub struct SummarizeConfig {
     /// prompts.
     #[serde(default = "default_context")]
     pub context: NonZeroU32,
+    /// Chat template to use instead of the one in the GGUF metadata: a
+    /// llama.cpp built-in name such as `chatml`, `gemma`, `llama3`, `phi3`
+    /// or `mistral-v7`. Default: the GGUF's own template, ChatML when the
+    /// file carries none. Set it for files without a template (base models,
+    /// some conversions).
+    #[serde(default)]
+    pub chat_template: Option<String>,
     /// Digests that may wait for the model thread (shared by all users of
     /// the same model and settings).
     #[serde(default = "default_queue")]

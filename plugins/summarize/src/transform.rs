@@ -241,6 +241,10 @@ mod tests {
                 path: PathBuf::new(),
                 reason: String::new(),
             },
+            EngineError::ChatTemplate {
+                name: String::new(),
+                reason: String::new(),
+            },
             EngineError::Runtime(String::new()),
             EngineError::PromptTooLong {
                 prompt: 1,

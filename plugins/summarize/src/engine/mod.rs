@@ -103,6 +103,14 @@ pub enum EngineError {
         /// What went wrong.
         reason: String,
     },
+    /// The configured chat template is not one llama.cpp can apply.
+    #[error("chat template `{name}`: {reason}")]
+    ChatTemplate {
+        /// Name given.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// llama.cpp could not be initialised or a context could not be created.
     #[error("llama.cpp runtime: {0}")]
     Runtime(String),
@@ -136,7 +144,9 @@ impl EngineError {
     /// Bounded label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            EngineError::Missing { .. } | EngineError::Load { .. } => "model_unavailable",
+            EngineError::Missing { .. }
+            | EngineError::Load { .. }
+            | EngineError::ChatTemplate { .. } => "model_unavailable",
             EngineError::Runtime(_) | EngineError::Decode(_) | EngineError::Stopped => {
                 "model_error"
             }

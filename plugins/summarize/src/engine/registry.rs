@@ -26,6 +26,8 @@ pub struct EngineKey {
     pub n_ctx: u32,
     /// Jobs that may wait for the model thread.
     pub queue: usize,
+    /// Chat template replacing the GGUF's own (a llama.cpp built-in name).
+    pub chat_template: Option<String>,
 }
 
 /// A loaded model and the backend it needs.
@@ -71,17 +73,21 @@ fn canonical(path: &Path) -> Result<PathBuf, EngineError> {
 }
 
 /// Loads only the vocabulary and metadata of `path`: proves the file is a
-/// GGUF llama.cpp can read, in a fraction of a full load.
-pub fn probe_model(path: &Path) -> Result<(), EngineError> {
+/// GGUF llama.cpp can read, in a fraction of a full load, and that
+/// `chat_template` (when set) is one llama.cpp can apply.
+pub fn probe_model(path: &Path, chat_template: Option<&str>) -> Result<(), EngineError> {
     let path = canonical(path)?;
     let backend = backend()?;
     let params = LlamaModelParams::default().with_vocab_only(true);
-    LlamaModel::load_from_file(backend, &path, &params)
-        .map(drop)
-        .map_err(|e| EngineError::Load {
+    let model =
+        LlamaModel::load_from_file(backend, &path, &params).map_err(|e| EngineError::Load {
             path,
             reason: e.to_string(),
-        })
+        })?;
+    if let Some(name) = chat_template {
+        worker::named_template(&model, name)?;
+    }
+    Ok(())
 }
 
 /// The model, loaded once per file.
@@ -114,18 +120,21 @@ fn model(path: &Path) -> Result<(Arc<Loaded>, f64), EngineError> {
 }
 
 /// The shared engine for `path` with these settings, starting its thread
-/// (and loading the model) on first use.
+/// (and loading the model) on first use. `chat_template` names a llama.cpp
+/// built-in template to use instead of the GGUF's own.
 pub fn engine(
     path: &Path,
     threads: usize,
     n_ctx: u32,
     queue: usize,
+    chat_template: Option<&str>,
 ) -> Result<Arc<Engine>, EngineError> {
     let key = EngineKey {
         path: canonical(path)?,
         threads,
         n_ctx,
         queue,
+        chat_template: chat_template.map(str::to_owned),
     };
     if let Some(e) = registry().engines.get(&key).and_then(Weak::upgrade) {
         return Ok(e);
@@ -141,7 +150,11 @@ pub fn engine(
         n_ctx,
         queue,
     };
-    let (tx, chat) = worker::spawn(loaded, cfg)?;
+    let template = match chat_template {
+        Some(name) => Some(worker::named_template(&loaded.model, name)?),
+        None => loaded.model.chat_template(None).ok(),
+    };
+    let (tx, chat) = worker::spawn(loaded, cfg, template)?;
     let info = ModelInfo {
         path: key.path.clone(),
         name,

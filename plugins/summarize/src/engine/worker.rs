@@ -73,15 +73,39 @@ impl ChatFormat {
     }
 }
 
+/// The llama.cpp built-in chat template `name` (`chatml`, `gemma`,
+/// `llama3`, ...), checked by rendering a short conversation with it.
+pub(crate) fn named_template(
+    model: &LlamaModel,
+    name: &str,
+) -> Result<LlamaChatTemplate, EngineError> {
+    let err = |reason: String| EngineError::ChatTemplate {
+        name: name.to_owned(),
+        reason,
+    };
+    let t = LlamaChatTemplate::new(name).map_err(|e| err(e.to_string()))?;
+    let msgs = [("system", "s"), ("user", "u")]
+        .into_iter()
+        .map(|(r, c)| LlamaChatMessage::new(r.into(), c.into()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    model
+        .apply_chat_template(&t, &msgs, true)
+        .map_err(|e| err(format!("llama.cpp cannot apply it ({e})")))?;
+    Ok(t)
+}
+
 /// Starts the thread; returns once its context exists (or failed to).
+/// `template` renders prompts; ChatML when `None`.
 pub(crate) fn spawn(
     loaded: Arc<Loaded>,
     cfg: WorkerConfig,
+    template: Option<LlamaChatTemplate>,
 ) -> Result<(mpsc::Sender<Job>, ChatFormat), EngineError> {
     let (tx, rx) = mpsc::channel(cfg.queue.max(1));
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     let chat = ChatFormat {
-        template: loaded.model.chat_template(None).ok(),
+        template,
         loaded: loaded.clone(),
     };
     std::thread::Builder::new()

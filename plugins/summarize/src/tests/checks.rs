@@ -45,6 +45,30 @@ fn a_missing_model_is_an_error_that_says_how_to_fetch_it() {
 }
 
 #[test]
+fn an_unknown_chat_template_is_an_error_and_a_builtin_name_is_not() {
+    let cfg = parse(&format!(
+        "inputs: [a]\nmodel: {}\nevery: 5m\nchat_template: no-such-template\n",
+        model_path().display()
+    ));
+    let e = errors(&cfg);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].path, vec!["chat_template"]);
+    assert!(
+        e[0].message
+            .starts_with("chat template `no-such-template`: llama.cpp cannot apply it"),
+        "{}",
+        e[0].message
+    );
+    for name in ["chatml", "gemma", "llama3"] {
+        let cfg = parse(&format!(
+            "inputs: [a]\nmodel: {}\nevery: 5m\nchat_template: {name}\n",
+            model_path().display()
+        ));
+        assert!(errors(&cfg).is_empty(), "{name}");
+    }
+}
+
+#[test]
 fn a_file_that_is_not_gguf_is_an_error() {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(b"<html>not a model</html>").unwrap();
