@@ -388,6 +388,16 @@ pub fn describe_all() {
         "Rows an anomaly transform flagged as anomalous."
     );
     describe_counter!(
+        ANOMALY_INCIDENTS_TOTAL,
+        Unit::Count,
+        "Incidents an anomaly transform opened."
+    );
+    describe_counter!(
+        ANOMALY_SUPPRESSED_TOTAL,
+        Unit::Count,
+        "Incident openings held back by a key's cool-down."
+    );
+    describe_counter!(
         SUMMARIZE_FALLBACKS_TOTAL,
         Unit::Count,
         "Digests whose model summary was replaced by the template, by reason."

@@ -54,6 +54,11 @@ pub const ANOMALY_EVICTED_KEYS_TOTAL: &str = "sluice_anomaly_evicted_keys_total"
 pub const ANOMALY_SCORED_ROWS_TOTAL: &str = "sluice_anomaly_scored_rows_total";
 /// Rows an `anomaly` transform flagged `is_anomaly: true`.
 pub const ANOMALY_FLAGGED_ROWS_TOTAL: &str = "sluice_anomaly_flagged_rows_total";
+/// Incidents an `anomaly` transform opened.
+pub const ANOMALY_INCIDENTS_TOTAL: &str = "sluice_anomaly_incidents_total";
+/// Incident openings an `anomaly` transform held back because the key was
+/// in its cool-down after the previous incident.
+pub const ANOMALY_SUPPRESSED_TOTAL: &str = "sluice_anomaly_suppressed_openings_total";
 /// Digests whose model summary was replaced by the template summary, by
 /// `reason` (`ungrounded`, `missing_top`, `incomplete`, `empty`, `timeout`,
 /// `prompt_too_long`, `grammar_error`, `model_error`, `model_unavailable`).

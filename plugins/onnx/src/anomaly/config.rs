@@ -15,6 +15,7 @@ use sluice_core::{
     BufferConfig, BuildCx, BuildError, EnvString, HumanDuration, TransformConfig, Validator,
 };
 
+use super::incident::Span;
 use super::model::{ModelError, ScoringModel};
 use super::transform::AnomalyTransform;
 
@@ -65,10 +66,21 @@ pub struct AnomalyConfig {
     /// baseline follows a lasting change.
     #[serde(default = "default_horizon")]
     pub horizon: NonZeroUsize,
-    /// Score at or above which a row is an anomaly: a number, or
-    /// `{calibrate: 5m, quantile: 0.999}` to learn it per key.
+    /// How raw scores become decisions: `likelihood` (the default) turns
+    /// each key's scores into `anomaly_likelihood`, the probability that the
+    /// recent scores are a surprise for that key, and `threshold` applies to
+    /// it; `none` applies `threshold` to the raw score.
     #[serde(default)]
-    pub threshold: Threshold,
+    pub calibration: CalibrationConfig,
+    /// Value at or above which a row is an anomaly and an incident opens.
+    /// With `calibration: likelihood`, a likelihood (default 0.9, together with `calibration.min_score`); with
+    /// `calibration: none`, a raw score (default 0.9) or `{calibrate: 5m,
+    /// quantile: 0.999}` to learn a score threshold per key.
+    #[serde(default)]
+    pub threshold: Option<Threshold>,
+    /// How flagged rows become incidents: one alert per episode.
+    #[serde(default)]
+    pub incident: IncidentConfig,
     /// Keys without rows for this long are forgotten.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: HumanDuration,
@@ -96,6 +108,11 @@ pub struct AnomalyConfig {
     /// Name of the added flag column (bool, null while undecided).
     #[serde(default = "default_flag_column")]
     pub flag_column: String,
+    /// Put before the names of the likelihood and incident columns, so two
+    /// `anomaly` transforms can be chained (e.g. `vib_` gives
+    /// `vib_incident_start`).
+    #[serde(default)]
+    pub column_prefix: String,
 }
 
 fn default_score_column() -> String {
@@ -128,8 +145,169 @@ fn default_batch_rows() -> NonZeroUsize {
     NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN)
 }
 
-/// Default fixed threshold of the shipped models.
+/// Default fixed threshold on the raw score of the shipped models, with
+/// `calibration: none`.
 pub const DEFAULT_THRESHOLD: f64 = 0.9;
+
+/// Default threshold on the anomaly likelihood (chosen on the tuning part
+/// of `models/anomaly/corpus.py`; see `models/anomaly/README.md`).
+pub const DEFAULT_LIKELIHOOD_THRESHOLD: f64 = 0.9;
+
+/// Default raw score a row needs besides its likelihood.
+pub const DEFAULT_MIN_SCORE: f64 = 0.97;
+
+/// Name of the likelihood column.
+pub const LIKELIHOOD_COLUMN: &str = "anomaly_likelihood";
+/// Name of the incident id column.
+pub const INCIDENT_ID_COLUMN: &str = "incident_id";
+/// Name of the column that is true on the row opening an incident.
+pub const INCIDENT_START_COLUMN: &str = "incident_start";
+/// Name of the column that is true on the row closing an incident.
+pub const INCIDENT_END_COLUMN: &str = "incident_end";
+/// Name of the column with the incident's peak score, on its closing row.
+pub const INCIDENT_PEAK_COLUMN: &str = "incident_peak";
+/// Name of the column with the incident's duration, on its closing row.
+pub const INCIDENT_DURATION_COLUMN: &str = "incident_duration_ms";
+
+/// The columns the transform adds after the score and flag columns.
+pub const INCIDENT_COLUMNS: [&str; 6] = [
+    LIKELIHOOD_COLUMN,
+    INCIDENT_ID_COLUMN,
+    INCIDENT_START_COLUMN,
+    INCIDENT_END_COLUMN,
+    INCIDENT_PEAK_COLUMN,
+    INCIDENT_DURATION_COLUMN,
+];
+
+/// How raw scores become decisions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CalibrationConfig {
+    /// The threshold applies to the raw score.
+    None,
+    /// The threshold applies to the anomaly likelihood.
+    Likelihood(LikelihoodConfig),
+}
+
+impl Default for CalibrationConfig {
+    fn default() -> Self {
+        Self::Likelihood(LikelihoodConfig::default())
+    }
+}
+
+/// Settings of the anomaly likelihood.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct LikelihoodConfig {
+    /// Recent scores averaged into the value that is judged.
+    #[serde(default = "default_short")]
+    pub short: NonZeroUsize,
+    /// Time constant, in scores, of the key's long-run score distribution.
+    #[serde(default = "default_long")]
+    pub long: NonZeroUsize,
+    /// Scores a key sees before its first likelihood (its `is_anomaly`
+    /// stays null until then).
+    #[serde(default = "default_learn")]
+    pub learn: usize,
+    /// Floor of the long-run standard deviation of the averaged score, in
+    /// log-odds of the raw score.
+    #[serde(default = "default_min_std")]
+    pub min_std: f64,
+    /// Raw score a row needs besides a likelihood at the threshold: a
+    /// surprise for the key must also be anomalous for the model.
+    #[serde(default = "default_min_score")]
+    pub min_score: f64,
+}
+
+fn default_short() -> NonZeroUsize {
+    NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_min_score() -> f64 {
+    DEFAULT_MIN_SCORE
+}
+fn default_long() -> NonZeroUsize {
+    NonZeroUsize::new(2000).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_learn() -> usize {
+    300
+}
+fn default_min_std() -> f64 {
+    1.0
+}
+
+impl Default for LikelihoodConfig {
+    fn default() -> Self {
+        Self {
+            short: default_short(),
+            long: default_long(),
+            learn: default_learn(),
+            min_std: default_min_std(),
+            min_score: default_min_score(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CalibrationConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CalibrationConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`likelihood`, `none` or `{short: 10, long: 2000, learn: 300}`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CalibrationConfig, E> {
+                match v.trim() {
+                    "likelihood" => Ok(CalibrationConfig::default()),
+                    "none" => Ok(CalibrationConfig::None),
+                    other => Err(E::custom(format!(
+                        "unknown calibration `{other}`: expected `likelihood` or `none`"
+                    ))),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CalibrationConfig, A::Error> {
+                LikelihoodConfig::deserialize(MapAccessDeserializer::new(map))
+                    .map(CalibrationConfig::Likelihood)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// How flagged rows become incidents.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct IncidentConfig {
+    /// Raw score at or above which an open incident stays open (with
+    /// `calibration: likelihood`, only on rows whose likelihood reaches the
+    /// threshold). Default: `calibration.min_score`, or the threshold
+    /// without calibration.
+    #[serde(default)]
+    pub release: Option<f64>,
+    /// How long values stay below `release` before the incident closes:
+    /// rows (`10`) or event time (`30s`).
+    #[serde(default = "default_quiet")]
+    pub quiet: Span,
+    /// How long after closing the key opens no new incident: rows or event
+    /// time.
+    #[serde(default = "default_cooldown")]
+    pub cooldown: Span,
+}
+
+fn default_quiet() -> Span {
+    Span::Rows(30)
+}
+fn default_cooldown() -> Span {
+    Span::Rows(150)
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        Self {
+            release: None,
+            quiet: default_quiet(),
+            cooldown: default_cooldown(),
+        }
+    }
+}
 
 /// What happens to a row whose features cannot be scored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -237,6 +415,34 @@ impl AnomalyConfig {
         self.warmup.unwrap_or_else(|| self.history.get().max(128))
     }
 
+    /// Names of the likelihood and incident columns, in output order.
+    pub fn incident_columns(&self) -> Vec<String> {
+        INCIDENT_COLUMNS
+            .iter()
+            .map(|c| format!("{}{c}", self.column_prefix))
+            .collect()
+    }
+
+    /// The threshold in force: the configured one, or the default of the
+    /// calibration.
+    pub fn effective_threshold(&self) -> Threshold {
+        self.threshold.clone().unwrap_or(match self.calibration {
+            CalibrationConfig::None => Threshold::Fixed(DEFAULT_THRESHOLD),
+            CalibrationConfig::Likelihood(_) => Threshold::Fixed(DEFAULT_LIKELIHOOD_THRESHOLD),
+        })
+    }
+
+    /// The release value in force, when the threshold is a number.
+    pub fn effective_release(&self) -> Option<f64> {
+        let Threshold::Fixed(t) = self.effective_threshold() else {
+            return self.incident.release;
+        };
+        Some(self.incident.release.unwrap_or(match self.calibration {
+            CalibrationConfig::Likelihood(l) => l.min_score,
+            CalibrationConfig::None => t,
+        }))
+    }
+
     /// Checks everything that does not need the model; returns the output
     /// schema when the input columns fit.
     fn check_columns(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
@@ -294,10 +500,25 @@ impl AnomalyConfig {
                 }
             }
         }
+        let added = self.incident_columns();
+        for col in &added {
+            if input.field_with_name(col).is_ok() {
+                v.error(
+                    &["column_prefix"],
+                    format!("the input already has a column `{col}`, which this transform adds"),
+                )
+                .help("set `column_prefix`, e.g. `column_prefix: second_`");
+                ok = false;
+            }
+        }
         for (key, col) in [
             ("score_column", &self.score_column),
             ("flag_column", &self.flag_column),
         ] {
+            if added.contains(col) {
+                v.error(&[key], format!("`{col}` is a column this transform adds"));
+                ok = false;
+            }
             if input.field_with_name(col).is_ok() {
                 v.error(&[key], format!("the input already has a column `{col}`"))
                     .help(format!("set `{key}` to another name"));
@@ -320,7 +541,8 @@ impl AnomalyConfig {
             );
             ok = false;
         }
-        match &self.threshold {
+        ok &= self.check_decision(v);
+        match &self.effective_threshold() {
             Threshold::Fixed(t) if !t.is_finite() => {
                 v.error(&["threshold"], "the threshold must be a finite number");
                 ok = false;
@@ -344,7 +566,68 @@ impl AnomalyConfig {
             }
             Threshold::Fixed(_) => {}
         }
-        ok.then(|| output_schema(input, &self.score_column, &self.flag_column))
+        ok.then(|| {
+            output_schema(
+                input,
+                &self.score_column,
+                &self.flag_column,
+                &self.column_prefix,
+            )
+        })
+    }
+
+    /// Checks calibration, threshold and incident settings together.
+    fn check_decision(&self, v: &mut Validator) -> bool {
+        let mut ok = true;
+        if let CalibrationConfig::Likelihood(l) = &self.calibration {
+            if !(l.min_std.is_finite() && l.min_std > 0.0) {
+                v.error(
+                    &["calibration", "min_std"],
+                    "`min_std` must be a positive number",
+                );
+                ok = false;
+            }
+            if !l.min_score.is_finite() {
+                v.error(
+                    &["calibration", "min_score"],
+                    "`min_score` must be a number",
+                );
+                ok = false;
+            }
+            match &self.threshold {
+                Some(Threshold::Calibrate(_)) => {
+                    v.error(
+                        &["threshold"],
+                        "a learned score threshold needs `calibration: none`",
+                    )
+                    .help("the likelihood is already calibrated per key: give a likelihood such as `0.9`, or set `calibration: none`");
+                    ok = false;
+                }
+                Some(Threshold::Fixed(t)) if !(*t > 0.0 && *t < 1.0) => {
+                    v.error(
+                        &["threshold"],
+                        format!("{t} is not a likelihood: with `calibration: likelihood` the threshold is in (0, 1), e.g. 0.9"),
+                    );
+                    ok = false;
+                }
+                _ => {}
+            }
+        }
+        let open = match (&self.calibration, self.effective_threshold()) {
+            (CalibrationConfig::Likelihood(l), _) => Some(l.min_score),
+            (CalibrationConfig::None, Threshold::Fixed(t)) => Some(t),
+            (CalibrationConfig::None, Threshold::Calibrate(_)) => None,
+        };
+        if let (Some(r), Some(t)) = (self.incident.release, open) {
+            if !r.is_finite() || r > t {
+                v.error(
+                    &["incident", "release"],
+                    format!("release {r} must be a number no higher than the score that opens an incident ({t})"),
+                );
+                ok = false;
+            }
+        }
+        ok
     }
 
     fn load_model(&self, max_batch: usize) -> Result<ScoringModel, ModelError> {
@@ -359,12 +642,29 @@ impl AnomalyConfig {
     }
 }
 
-/// The input columns plus the score (float64) and flag (bool) columns, both
-/// nullable: they are null until a key has warmed up.
-pub fn output_schema(input: &SchemaRef, score_column: &str, flag_column: &str) -> SchemaRef {
+/// The input columns plus the score (float64) and flag (bool) columns and
+/// the likelihood and incident columns, all nullable: they are null until a
+/// key has warmed up.
+pub fn output_schema(
+    input: &SchemaRef,
+    score_column: &str,
+    flag_column: &str,
+    prefix: &str,
+) -> SchemaRef {
     let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new(score_column, DataType::Float64, true));
     fields.push(Field::new(flag_column, DataType::Boolean, true));
+    let types = [
+        DataType::Float64,
+        DataType::Utf8,
+        DataType::Boolean,
+        DataType::Boolean,
+        DataType::Float64,
+        DataType::Int64,
+    ];
+    for (name, ty) in INCIDENT_COLUMNS.iter().zip(types) {
+        fields.push(Field::new(format!("{prefix}{name}"), ty, true));
+    }
     Arc::new(Schema::new_with_metadata(fields, input.metadata().clone()))
 }
 
@@ -480,16 +780,16 @@ mod tests {
     #[test]
     fn threshold_accepts_a_number() {
         let c = parse("inputs: [a]\nmodel: m.onnx\nfeatures: [v]\nthreshold: 0.8\n").unwrap();
-        assert_eq!(c.threshold, Threshold::Fixed(0.8));
+        assert_eq!(c.threshold, Some(Threshold::Fixed(0.8)));
         let c = parse("inputs: [a]\nmodel: m.onnx\nfeatures: [v]\nthreshold: 1\n").unwrap();
-        assert_eq!(c.threshold, Threshold::Fixed(1.0));
+        assert_eq!(c.threshold, Some(Threshold::Fixed(1.0)));
     }
 
     #[test]
     fn threshold_accepts_a_calibration_map_with_defaults() {
         let c = parse("inputs: [a]\nmodel: m.onnx\nfeatures: [v]\nthreshold: {calibrate: 5m}\n")
             .unwrap();
-        let Threshold::Calibrate(cal) = c.threshold else {
+        let Some(Threshold::Calibrate(cal)) = c.threshold else {
             panic!("{:?}", c.threshold)
         };
         assert_eq!(cal.calibrate.get(), Duration::from_secs(300));
@@ -519,8 +819,40 @@ mod tests {
         assert_eq!(c.history.get(), 32);
         assert_eq!(c.effective_warmup(), 128);
         assert!(c.normalize);
-        assert_eq!(c.threshold, Threshold::Fixed(DEFAULT_THRESHOLD));
+        assert_eq!(
+            c.effective_threshold(),
+            Threshold::Fixed(DEFAULT_LIKELIHOOD_THRESHOLD)
+        );
+        assert_eq!(c.effective_release(), Some(DEFAULT_MIN_SCORE));
+        assert_eq!(c.calibration, CalibrationConfig::default());
+        assert_eq!(c.incident, IncidentConfig::default());
         assert_eq!(c.on_invalid, OnInvalid::Drop);
+    }
+
+    #[test]
+    fn without_calibration_the_threshold_is_a_raw_score() {
+        let c = parse("inputs: [a]\nmodel: m.onnx\nfeatures: [v]\ncalibration: none\n").unwrap();
+        assert_eq!(c.effective_threshold(), Threshold::Fixed(DEFAULT_THRESHOLD));
+        assert_eq!(c.effective_release(), Some(DEFAULT_THRESHOLD));
+    }
+
+    #[test]
+    fn calibration_and_incidents_take_maps() {
+        let c = parse(
+            "inputs: [a]\nmodel: m.onnx\nfeatures: [v]\ncalibration: {short: 5, learn: 50}\nincident: {release: 0.95, quiet: 30s, cooldown: 500}\n",
+        )
+        .unwrap();
+        let CalibrationConfig::Likelihood(l) = c.calibration else {
+            panic!("{:?}", c.calibration)
+        };
+        assert_eq!((l.short.get(), l.long.get(), l.learn), (5, 2000, 50));
+        assert_eq!(l.min_score, DEFAULT_MIN_SCORE);
+        assert_eq!(c.incident.quiet, Span::Time(Duration::from_secs(30)));
+        assert_eq!(c.incident.cooldown, Span::Rows(500));
+        assert_eq!(c.effective_release(), Some(0.95));
+        let err = parse("inputs: [a]\nmodel: m.onnx\nfeatures: [v]\ncalibration: sometimes\n")
+            .unwrap_err();
+        assert!(err.contains("unknown calibration `sometimes`"), "{err}");
     }
 
     #[test]

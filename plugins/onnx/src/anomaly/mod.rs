@@ -20,7 +20,10 @@
 mod config;
 mod crew;
 mod eval;
+mod incident;
+mod likelihood;
 mod model;
+pub mod pca;
 mod state;
 mod transform;
 
@@ -28,10 +31,14 @@ mod transform;
 mod tests;
 
 pub use config::{
-    AnomalyConfig, CalibrateConfig, DEFAULT_THRESHOLD, FLAG_COLUMN, OnInvalid, SCORE_COLUMN,
-    Threshold, output_schema,
+    AnomalyConfig, CalibrateConfig, CalibrationConfig, DEFAULT_LIKELIHOOD_THRESHOLD,
+    DEFAULT_MIN_SCORE, DEFAULT_THRESHOLD, FLAG_COLUMN, INCIDENT_COLUMNS, INCIDENT_DURATION_COLUMN,
+    INCIDENT_END_COLUMN, INCIDENT_ID_COLUMN, INCIDENT_PEAK_COLUMN, INCIDENT_START_COLUMN,
+    IncidentConfig, LIKELIHOOD_COLUMN, LikelihoodConfig, OnInvalid, SCORE_COLUMN, Threshold,
+    output_schema,
 };
 pub use crew::Reclaimed;
 pub use eval::{EvalError, EvalOptions, EvalReport, evaluate_csv};
+pub use incident::Span;
 pub use model::{BUCKETS, ModelError, ScoringModel, sha256_hex};
 pub use transform::AnomalyTransform;

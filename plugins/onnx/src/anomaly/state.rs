@@ -9,6 +9,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::incident::Incidents;
+use super::likelihood::Likelihood;
+
 /// Values beyond this many standard deviations are clipped before they update
 /// the statistics, so an anomaly barely shifts the baseline it is judged by.
 const CLIP_SIGMAS: f64 = 4.0;
@@ -169,6 +172,10 @@ pub(crate) struct KeyState {
     pub last_seen: tokio::time::Instant,
     /// Threshold calibration.
     pub calibration: Calibration,
+    /// Anomaly likelihood of the key's scores.
+    pub likelihood: Likelihood,
+    /// The key's incidents.
+    pub incidents: Incidents,
 }
 
 impl KeyState {
@@ -189,6 +196,8 @@ impl KeyState {
             } else {
                 Calibration::Fixed
             },
+            likelihood: Likelihood::default(),
+            incidents: Incidents::default(),
         }
     }
 

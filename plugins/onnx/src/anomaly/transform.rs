@@ -24,7 +24,9 @@ use sluice_core::{BuildCx, BuildError, ComponentError, ComponentMetrics, Emitter
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::config::{AnomalyConfig, OnInvalid, Threshold};
+use super::config::{AnomalyConfig, CalibrationConfig, OnInvalid, Threshold};
+use super::incident::{IncidentSpec, Mark, Span};
+use super::likelihood::LikelihoodSpec;
 use super::model::ScoringModel;
 use super::state::{CalibrationSpec, KeyState, WindowSpec};
 
@@ -38,6 +40,10 @@ pub struct AnomalyTransform {
     spec: WindowSpec,
     fixed_threshold: f64,
     calibration: Option<CalibrationSpec>,
+    likelihood: Option<LikelihoodSpec>,
+    release: Option<f64>,
+    quiet: Span,
+    cooldown: Span,
     keys: KeyTable,
     idle_timeout: Duration,
     on_invalid: OnInvalid,
@@ -61,6 +67,8 @@ struct Handles {
     evicted: Counter,
     scored: Counter,
     flagged: Counter,
+    incidents: Counter,
+    suppressed: Counter,
 }
 
 /// Keys and their state; the `null` key is kept apart so lookups by `&str`
@@ -139,6 +147,78 @@ impl KeyTable {
     }
 }
 
+/// Log-odds of a probability score, bounded so 0 and 1 stay finite: the
+/// likelihood's Gaussian fits these far better than the raw scores, which
+/// pile up near 0 and 1.
+fn log_odds(p: f64) -> f64 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
+}
+
+/// The added columns of one batch, filled row by row.
+struct Decided {
+    score: Vec<Option<f64>>,
+    flag: Vec<Option<bool>>,
+    likelihood: Vec<Option<f64>>,
+    id: Vec<Option<Box<str>>>,
+    start: Vec<Option<bool>>,
+    end: Vec<Option<bool>>,
+    peak: Vec<Option<f64>>,
+    duration: Vec<Option<i64>>,
+}
+
+impl Decided {
+    fn new(rows: usize) -> Self {
+        Self {
+            score: vec![None; rows],
+            flag: vec![None; rows],
+            likelihood: vec![None; rows],
+            id: vec![None; rows],
+            start: vec![None; rows],
+            end: vec![None; rows],
+            peak: vec![None; rows],
+            duration: vec![None; rows],
+        }
+    }
+
+    /// Records a decided row's incident mark.
+    fn mark(&mut self, row: usize, mark: Mark) {
+        let (start, end) = match &mark {
+            Mark::Opened(_) => (true, false),
+            Mark::Closed { .. } => (false, true),
+            Mark::Outside | Mark::Inside(_) => (false, false),
+        };
+        self.start[row] = Some(start);
+        self.end[row] = Some(end);
+        match mark {
+            Mark::Outside => {}
+            Mark::Opened(id) | Mark::Inside(id) => self.id[row] = Some(id),
+            Mark::Closed {
+                id,
+                peak,
+                duration_ms,
+            } => {
+                self.id[row] = Some(id);
+                self.peak[row] = Some(peak);
+                self.duration[row] = Some(duration_ms);
+            }
+        }
+    }
+
+    fn into_arrays(self) -> [ArrayRef; 8] {
+        [
+            Arc::new(Float64Array::from(self.score)),
+            Arc::new(BooleanArray::from(self.flag)),
+            Arc::new(Float64Array::from(self.likelihood)),
+            Arc::new(StringArray::from_iter(self.id)),
+            Arc::new(BooleanArray::from(self.start)),
+            Arc::new(BooleanArray::from(self.end)),
+            Arc::new(Float64Array::from(self.peak)),
+            Arc::new(Int64Array::from(self.duration)),
+        ]
+    }
+}
+
 /// What the first pass over a batch produced.
 struct Prepared {
     /// Model inputs, one window per scored row.
@@ -173,7 +253,7 @@ impl AnomalyTransform {
             .collect::<Result<Vec<_>, _>>()?;
         let key_idx = config.key.as_deref().map(index).transpose()?;
         let time_idx = event_time_column(&input_schema).and_then(|c| input_schema.index_of(c).ok());
-        let (fixed_threshold, calibration) = match &config.threshold {
+        let (fixed_threshold, calibration) = match &config.effective_threshold() {
             Threshold::Fixed(t) => (*t, None),
             Threshold::Calibrate(c) => (
                 f64::NAN,
@@ -191,6 +271,18 @@ impl AnomalyTransform {
             evicted: metrics.counter(names::ANOMALY_EVICTED_KEYS_TOTAL),
             scored: metrics.counter(names::ANOMALY_SCORED_ROWS_TOTAL),
             flagged: metrics.counter(names::ANOMALY_FLAGGED_ROWS_TOTAL),
+            incidents: metrics.counter(names::ANOMALY_INCIDENTS_TOTAL),
+            suppressed: metrics.counter(names::ANOMALY_SUPPRESSED_TOTAL),
+        };
+        let likelihood = match config.calibration {
+            CalibrationConfig::None => None,
+            CalibrationConfig::Likelihood(l) => Some(LikelihoodSpec {
+                short: l.short.get(),
+                horizon: l.long.get() as f64,
+                learn: l.learn as u64,
+                min_std: l.min_std,
+                min_score: l.min_score,
+            }),
         };
         Ok(Self {
             model: Arc::new(model),
@@ -203,6 +295,10 @@ impl AnomalyTransform {
             },
             fixed_threshold,
             calibration,
+            likelihood,
+            release: config.effective_release(),
+            quiet: config.incident.quiet,
+            cooldown: config.incident.cooldown,
             keys: KeyTable {
                 max: config.max_keys.get(),
                 ..KeyTable::default()
@@ -331,7 +427,8 @@ impl AnomalyTransform {
         Ok(out)
     }
 
-    /// Adds the score and flag columns and drops invalid rows if configured.
+    /// Adds the score, flag, likelihood and incident columns and drops
+    /// invalid rows if configured.
     fn assemble(
         &mut self,
         batch: &RecordBatch,
@@ -339,38 +436,62 @@ impl AnomalyTransform {
         scores: &[f32],
     ) -> Result<RecordBatch, ArrowError> {
         let rows = batch.num_rows();
-        let mut score_col: Vec<Option<f64>> = vec![None; rows];
-        let mut flag_col: Vec<Option<bool>> = vec![None; rows];
+        let mut cols = Decided::new(rows);
         let mut flagged = 0u64;
+        let mut opened = 0u64;
+        let mut suppressed = 0u64;
         for (&row, &s) in prepared.scored_rows.iter().zip(scores) {
             let s = f64::from(s);
             if !s.is_finite() {
                 continue;
             }
-            score_col[row] = Some(s);
-            let threshold = match &self.calibration {
-                None => Some(self.fixed_threshold),
-                Some(spec) => {
-                    let key = prepared
-                        .keys
-                        .as_ref()
-                        .and_then(|k| (!k.is_null(row)).then(|| k.value(row)));
-                    self.keys.get_mut(key).and_then(|state| {
-                        state
-                            .calibration
-                            .observe(s as f32, prepared.times[row], spec)
-                    })
-                }
+            cols.score[row] = Some(s);
+            let key = prepared
+                .keys
+                .as_ref()
+                .and_then(|k| (!k.is_null(row)).then(|| k.value(row)));
+            let now_ms = prepared.times[row];
+            let Some(state) = self.keys.get_mut(key) else {
+                continue;
             };
-            if let Some(t) = threshold {
-                let hit = s >= t;
-                flagged += u64::from(hit);
-                flag_col[row] = Some(hit);
-            }
+            // The raw score the incident rules see (zero when the key's
+            // likelihood says the score is ordinary for it), and the score
+            // that opens an incident.
+            let decision = match (&self.likelihood, &self.calibration) {
+                (Some(spec), _) => state.likelihood.observe(log_odds(s), spec).map(|l| {
+                    cols.likelihood[row] = Some(l);
+                    let surprising = l >= self.fixed_threshold;
+                    (if surprising { s } else { 0.0 }, spec.min_score)
+                }),
+                (None, Some(spec)) => state
+                    .calibration
+                    .observe(s as f32, now_ms, spec)
+                    .map(|t| (s, t)),
+                (None, None) => Some((s, self.fixed_threshold)),
+            };
+            let Some((value, open)) = decision else {
+                continue;
+            };
+            let hit = value >= open;
+            flagged += u64::from(hit);
+            cols.flag[row] = Some(hit);
+            let spec = IncidentSpec {
+                open,
+                release: self.release.unwrap_or(open).min(open),
+                quiet: self.quiet,
+                cooldown: self.cooldown,
+            };
+            let before = state.incidents.suppressed;
+            let mark = state
+                .incidents
+                .observe(value, s, now_ms, key.unwrap_or(""), &spec);
+            suppressed += state.incidents.suppressed - before;
+            opened += u64::from(matches!(mark, Mark::Opened(_)));
+            cols.mark(row, mark);
         }
         if self.on_invalid == OnInvalid::Flag {
             for &row in &prepared.invalid_rows {
-                flag_col[row] = Some(true);
+                cols.flag[row] = Some(true);
                 flagged += 1;
             }
         }
@@ -378,9 +499,10 @@ impl AnomalyTransform {
             .scored
             .increment(prepared.scored_rows.len() as u64);
         self.handles.flagged.increment(flagged);
+        self.handles.incidents.increment(opened);
+        self.handles.suppressed.increment(suppressed);
         let mut columns = batch.columns().to_vec();
-        columns.push(Arc::new(Float64Array::from(score_col)));
-        columns.push(Arc::new(BooleanArray::from(flag_col)));
+        columns.extend(cols.into_arrays());
         let out = RecordBatch::try_new(self.output_schema.clone(), columns)?;
         if self.on_invalid == OnInvalid::Drop && !prepared.invalid_rows.is_empty() {
             let mut keep = vec![true; rows];

@@ -23,27 +23,51 @@ fn check_returns_the_input_columns_plus_score_and_flag() {
     let names: Vec<&str> = out.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
         names,
-        ["device", "ts", "value", "anomaly_score", "is_anomaly"]
+        [
+            "device",
+            "ts",
+            "value",
+            "anomaly_score",
+            "is_anomaly",
+            "anomaly_likelihood",
+            "incident_id",
+            "incident_start",
+            "incident_end",
+            "incident_peak",
+            "incident_duration_ms"
+        ]
     );
     assert_eq!(out.field(3).data_type(), &DataType::Float64);
     assert_eq!(out.field(4).data_type(), &DataType::Boolean);
+    assert_eq!(out.field(6).data_type(), &DataType::Utf8);
+    assert_eq!(out.field(10).data_type(), &DataType::Int64);
     assert_eq!(sluice_core::schema::event_time_column(&out), Some("ts"));
 }
 
 #[test]
 fn output_columns_can_be_renamed_to_chain_transforms() {
     let cfg = config(&univariate_yaml(
-        "score_column: vib_score\nflag_column: vib_anomaly\n",
+        "score_column: vib_score\nflag_column: vib_anomaly\ncolumn_prefix: vib_\n",
     ));
-    let s = schema(&["value", "anomaly_score"]);
+    let s = schema(&["value", "anomaly_score", "incident_start"]);
     let mut v = Validator::new();
     let out = cfg.check(&s, &mut v).unwrap();
     let names: Vec<&str> = out.fields().iter().map(|f| f.name().as_str()).collect();
-    assert_eq!(names[4..], ["vib_score", "vib_anomaly"]);
+    assert_eq!(
+        names[5..8],
+        ["vib_score", "vib_anomaly", "vib_anomaly_likelihood"]
+    );
+    assert_eq!(names[12], "vib_incident_duration_ms");
     let clash = config(&univariate_yaml(""));
     let errors = check_errors(&clash, &s);
     assert!(
         errors.iter().any(|(p, _)| p == &["score_column"]),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|(p, m)| p == &["column_prefix"] && m.contains("`incident_start`")),
         "{errors:?}"
     );
 }

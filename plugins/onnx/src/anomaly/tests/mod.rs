@@ -2,6 +2,7 @@
 //! inference, known series. Shared helpers live here.
 
 mod checks;
+mod incidents;
 mod models;
 
 use std::path::PathBuf;
@@ -130,11 +131,26 @@ impl Harness {
         device: &str,
         columns: &[Vec<f64>],
     ) -> Vec<(Option<f64>, Option<bool>)> {
+        let mut out = Vec::with_capacity(columns[0].len());
+        for b in self.run_batches(device, columns, 200).await {
+            out.extend(score_and_flag(&b));
+        }
+        out
+    }
+
+    /// Pushes `columns` of one device in batches of `rows` rows and returns
+    /// the output batches.
+    async fn run_batches(
+        &mut self,
+        device: &str,
+        columns: &[Vec<f64>],
+        rows: usize,
+    ) -> Vec<RecordBatch> {
         let n = columns[0].len();
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::new();
         let mut start = 0;
         while start < n {
-            let end = (start + 200).min(n);
+            let end = (start + rows).min(n);
             let part: Vec<Vec<f64>> = columns.iter().map(|c| c[start..end].to_vec()).collect();
             let b = batch(&self.schema, device, start, &part);
             self.transform
@@ -145,7 +161,7 @@ impl Harness {
                 msg: Msg::Rows(b), ..
             }) = self.rx.try_recv()
             {
-                out.extend(score_and_flag(&b));
+                out.push(b);
             }
             start = end;
         }

@@ -5,12 +5,16 @@ use sluice_core::metrics::names;
 
 use super::*;
 
+/// These tests judge the models' raw scores against their fixed threshold;
+/// `incidents.rs` judges the default, calibrated decisions.
+const RAW: &str = "calibration: none\n";
+
 const N: usize = 3000;
 const AT: usize = 2000;
 
 #[tokio::test]
 async fn clean_sine_with_noise_stays_under_the_threshold() {
-    let cfg = config(&univariate_yaml(""));
+    let cfg = config(&univariate_yaml(RAW));
     let mut h = harness(&cfg, schema(&["value"]), None);
     let out = h.run("press-1", &[sine(N, 1)]).await;
     assert_eq!(out.len(), N);
@@ -35,7 +39,7 @@ async fn clean_sine_with_noise_stays_under_the_threshold() {
 
 #[tokio::test]
 async fn a_spike_is_flagged_on_its_own_row() {
-    let cfg = config(&univariate_yaml(""));
+    let cfg = config(&univariate_yaml(RAW));
     let mut h = harness(&cfg, schema(&["value"]), None);
     let mut v = sine(N, 2);
     v[AT] += 60.0;
@@ -55,7 +59,7 @@ async fn a_spike_is_flagged_on_its_own_row() {
 
 #[tokio::test]
 async fn a_level_shift_is_flagged_within_a_few_rows() {
-    let cfg = config(&univariate_yaml(""));
+    let cfg = config(&univariate_yaml(RAW));
     let mut h = harness(&cfg, schema(&["value"]), None);
     let mut v = sine(N, 3);
     for x in &mut v[AT..AT + 300] {
@@ -73,7 +77,7 @@ async fn a_level_shift_is_flagged_within_a_few_rows() {
 
 #[tokio::test]
 async fn a_stuck_sensor_is_flagged_within_a_bounded_delay() {
-    let cfg = config(&univariate_yaml(""));
+    let cfg = config(&univariate_yaml(RAW));
     let mut h = harness(&cfg, schema(&["value"]), None);
     let mut v = sine(N, 4);
     let stuck = v[AT - 1];
@@ -92,7 +96,7 @@ async fn a_stuck_sensor_is_flagged_within_a_bounded_delay() {
 
 #[tokio::test]
 async fn keys_are_scored_independently() {
-    let cfg = config(&univariate_yaml(""));
+    let cfg = config(&univariate_yaml(RAW));
     let mut h = harness(&cfg, schema(&["value"]), None);
     let mut spiky = sine(N, 5);
     spiky[AT] += 60.0;
@@ -111,7 +115,7 @@ async fn invalid_values_are_dropped_and_counted_without_touching_state() {
     // recorder sees them; a unique pipeline name keeps tests apart.
     let capture = MetricsCapture::global().unwrap();
     let pipeline = sluice_testkit::unique_id("anomaly");
-    let cfg = config(&univariate_yaml(""));
+    let cfg = config(&univariate_yaml(RAW));
     let mut h = harness_in(&pipeline, &cfg, schema(&["value"]), None);
     let mut v = sine(400, 7);
     v[300] = f64::NAN;
@@ -129,7 +133,7 @@ async fn invalid_values_are_dropped_and_counted_without_touching_state() {
 
 #[tokio::test]
 async fn null_values_are_flagged_when_asked() {
-    let cfg = config(&univariate_yaml("on_invalid: flag\n"));
+    let cfg = config(&univariate_yaml("calibration: none\non_invalid: flag\n"));
     let schema = schema(&["value"]);
     let mut h = harness(&cfg, schema.clone(), None);
     let b = RecordBatch::try_new(
@@ -180,7 +184,7 @@ async fn the_number_of_keys_is_bounded() {
 #[tokio::test]
 async fn a_calibrated_threshold_is_learned_per_key_before_flagging() {
     let cfg = config(&univariate_yaml(
-        "threshold: {calibrate: 10m, quantile: 0.999, min: 0.5}\n",
+        "calibration: none\nthreshold: {calibrate: 10m, quantile: 0.999, min: 0.5}\n",
     ));
     let mut h = harness(&cfg, schema(&["value"]), None);
     let mut v = sine(N, 10);
@@ -222,7 +226,7 @@ const FACTORY_FEATURES: [&str; 3] = ["vibration_rms", "temperature", "current"];
 
 #[tokio::test]
 async fn factory_model_rarely_flags_a_healthy_machine() {
-    let cfg = config(&factory_yaml(""));
+    let cfg = config(&factory_yaml(RAW));
     let mut h = harness(&cfg, schema(&FACTORY_FEATURES), None);
     let out = h.run("press-1", &factory(N, 11)).await;
     // The model card gives about one false alarm per thousand rows at the
@@ -233,7 +237,7 @@ async fn factory_model_rarely_flags_a_healthy_machine() {
 
 #[tokio::test]
 async fn factory_model_flags_overheating_and_a_stuck_temperature_sensor() {
-    let cfg = config(&factory_yaml(""));
+    let cfg = config(&factory_yaml(RAW));
     let mut h = harness(&cfg, schema(&FACTORY_FEATURES), None);
     let mut cols = factory(N, 12);
     for (k, x) in cols[1][1000..1300].iter_mut().enumerate() {
@@ -292,12 +296,12 @@ fn tract_matches_onnxruntime_on_the_parity_windows() {
 async fn the_transform_reproduces_the_reference_scores_of_a_held_out_series() {
     for (yaml, fixture, features) in [
         (
-            univariate_yaml(""),
+            univariate_yaml(RAW),
             "univariate-h32-series.csv",
             vec!["value"],
         ),
         (
-            factory_yaml(""),
+            factory_yaml(RAW),
             "factory-h16-series.csv",
             FACTORY_FEATURES.to_vec(),
         ),
@@ -332,7 +336,7 @@ async fn the_transform_reproduces_the_reference_scores_of_a_held_out_series() {
 
 #[tokio::test]
 async fn evaluate_csv_reports_detection_on_the_held_out_series() {
-    let cfg = config(&univariate_yaml("").replace("key: device\n", ""));
+    let cfg = config(&univariate_yaml(RAW).replace("key: device\n", ""));
     let path = models_dir().join("fixtures/univariate-h32-series.csv");
     let report = evaluate_csv(&path, &cfg, &EvalOptions::default())
         .await
@@ -351,7 +355,7 @@ async fn evaluate_csv_reports_detection_on_the_held_out_series() {
 #[tokio::test]
 async fn evaluate_csv_names_a_missing_column() {
     let cfg = config(
-        &univariate_yaml("")
+        &univariate_yaml(RAW)
             .replace("key: device\n", "")
             .replace("[value]", "[pressure]"),
     );
