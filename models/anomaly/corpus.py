@@ -155,7 +155,8 @@ def earliest_event(n):
 def place_events(rng, n, kinds, count, max_len=None):
     """Non-overlapping (kind, start, end_exclusive), in time order."""
     events = []
-    pos = earliest_event(n) + int(rng.integers(0, 150))
+    first = earliest_event(n)
+    pos = first + int(rng.integers(0, max(1, min(150, (n - first) // 4))))
     cap = max_len or max(20, n // 10)
     for _ in range(count):
         kind = kinds[int(rng.integers(0, len(kinds)))]
