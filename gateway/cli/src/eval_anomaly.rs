@@ -1,5 +1,6 @@
 //! `sluice eval-anomaly`: replays labelled CSV files through the `anomaly`
-//! transform and reports precision, recall, F1 and detection delay.
+//! transform and reports precision, recall, F1, detection delay, the NAB
+//! standard score and false alerts on series without anomalies.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -48,7 +49,7 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
     if let Some(t) = args.threshold {
         anyhow::ensure!(t.is_finite(), "--threshold must be a finite number");
-        config.threshold = Threshold::Fixed(t);
+        config.threshold = Some(Threshold::Fixed(t));
     }
     let opts = EvalOptions {
         time_column: args.time_column.clone(),
@@ -80,15 +81,26 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         let doc = serde_json::json!({ "files": files, "total": to_json(&total) });
         writeln!(out, "{doc}")?;
     } else {
-        for (f, r) in args.files.iter().zip(&per_file) {
+        let names: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
+        let width = names.iter().map(String::len).max().unwrap_or(4).max(4);
+        writeln!(
+            out,
+            "{:<width$} {:>8} {:>8} {:>6} {:>6} {:>8} {:>8} {:>7}",
+            "file", "rows", "events", "alarms", "false", "flagged", "point F1", "NAB"
+        )?;
+        for (name, r) in names.iter().zip(&per_file) {
             writeln!(
                 out,
-                "{}: events {}/{} detected, {} false alarms, point F1 {:.3}",
-                f.display(),
-                r.detected_events,
-                r.events,
+                "{name:<width$} {:>8} {:>8} {:>6} {:>6} {:>7.2}% {:>8.3} {:>7}",
+                r.rows,
+                format!("{}/{}", r.detected_events, r.events),
+                r.alarms,
                 r.false_alarms,
-                r.f1()
+                100.0 * r.flagged_fraction(),
+                r.f1(),
+                r.nab
+                    .normalized()
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}"))
             )?;
         }
         let n = args.files.len();
@@ -121,5 +133,19 @@ fn to_json(r: &EvalReport) -> serde_json::Value {
         "delay_ms_median": r.delay_ms_quantile(0.5),
         "delay_ms_p90": r.delay_ms_quantile(0.9),
         "delay_ms_max": r.delay_ms_quantile(1.0),
+        "flagged_fraction": r.flagged_fraction(),
+        "alarms_from": if r.alarms_from_incidents { "incident_start" } else { "flag_runs" },
+        "nab_standard": r.nab.normalized(),
+        "nab_raw": r.nab.raw,
+        "nab_null": r.nab.null,
+        "nab_perfect": r.nab.perfect,
+        "nab_windows": r.nab.windows,
+        "nab_detected_windows": r.nab.detected_windows,
+        "nab_false_positives": r.nab.false_positives,
+        "nab_probation_detections": r.nab.probation_detections,
+        "clean_series": r.clean_series,
+        "clean_rows": r.clean_rows,
+        "clean_alarms": r.clean_alarms,
+        "clean_alarms_per_10k_rows": r.clean_alarms_per_10k_rows(),
     })
 }

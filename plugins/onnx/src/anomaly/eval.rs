@@ -9,8 +9,18 @@
 //!   `[start, end + tolerance)` is flagged; its detection delay is the
 //!   distance from the event start to that row. An alarm overlapping no such
 //!   range is a false alarm.
+//!
+//! When the transform's output has an `incident_start` column (also with a
+//! column prefix, e.g. `vib_incident_start`), an alarm is an incident
+//! instead: it opens on a row with `incident_start` true and lasts while the
+//! following rows carry its `incident_id`; "flagged" above then reads "in
+//! an incident". Point-level figures always use `is_anomaly`.
+//!
+//! Also per key: the NAB standard score ([`super::nab`]) with the first row
+//! of each alarm as a detection, and, on series whose labels are all 0, the
+//! alarms per 10,000 rows with a decision.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +28,7 @@ use std::sync::Arc;
 use sluice_core::arrow_array::cast::AsArray;
 use sluice_core::arrow_array::types::UInt64Type;
 use sluice_core::arrow_array::{
-    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
+    Array, ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
 };
 use sluice_core::arrow_schema::{DataType, Field, Schema, SchemaRef};
 use sluice_core::metrics::{ComponentKind, ComponentLabels};
@@ -30,10 +40,15 @@ use sluice_core::{
 use tokio::sync::mpsc;
 
 use super::config::AnomalyConfig;
+use super::nab::{self, NabScore, runs};
 
 /// Column that carries each CSV row's index through the transform, so output
 /// rows are matched to their labels even when invalid rows are dropped.
 const ROW_COLUMN: &str = "_eval_row";
+/// Output column that is true on the row opening an incident.
+const INCIDENT_START: &str = "incident_start";
+/// Output column naming the incident a row belongs to.
+const INCIDENT_ID: &str = "incident_id";
 
 /// How a labelled CSV is read and judged.
 #[derive(Debug, Clone)]
@@ -110,6 +125,16 @@ pub struct EvalReport {
     pub delays_rows: Vec<u64>,
     /// Detection delay of each detected event, in milliseconds of row time.
     pub delays_ms: Vec<i64>,
+    /// Alarms are incidents (`incident_start`), not runs of flagged rows.
+    pub alarms_from_incidents: bool,
+    /// NAB standard-profile score, alarm starts as detections.
+    pub nab: NabScore,
+    /// Series (keys or files) whose labels are all 0.
+    pub clean_series: u64,
+    /// Rows with a decision in those series.
+    pub clean_rows: u64,
+    /// Alarms in those series: every one is a false alert.
+    pub clean_alarms: u64,
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -155,6 +180,18 @@ impl EvalReport {
     pub fn event_f1(&self) -> f64 {
         f1(self.event_precision(), self.event_recall())
     }
+    /// Flagged rows / rows with a decision.
+    pub fn flagged_fraction(&self) -> f64 {
+        ratio(
+            self.true_positives + self.false_positives,
+            self.decided_rows,
+        )
+    }
+    /// Alarms per 10,000 decided rows on series without anomalies; `None`
+    /// without such rows.
+    pub fn clean_alarms_per_10k_rows(&self) -> Option<f64> {
+        (self.clean_rows > 0).then(|| 1e4 * self.clean_alarms as f64 / self.clean_rows as f64)
+    }
     /// The `q` quantile (nearest rank) of the detection delays in rows.
     pub fn delay_rows_quantile(&self, q: f64) -> Option<u64> {
         nearest_rank(&self.delays_rows, q)
@@ -176,20 +213,18 @@ impl EvalReport {
         self.false_alarms += other.false_alarms;
         self.delays_rows.extend_from_slice(&other.delays_rows);
         self.delays_ms.extend_from_slice(&other.delays_ms);
+        self.alarms_from_incidents |= other.alarms_from_incidents;
+        self.nab.merge(&other.nab);
+        self.clean_series += other.clean_series;
+        self.clean_rows += other.clean_rows;
+        self.clean_alarms += other.clean_alarms;
     }
 
-    /// Adds one series: per row its label, decision and time.
-    fn add_series(
-        &mut self,
-        labels: &[bool],
-        decisions: &[Option<bool>],
-        times: &[i64],
-        tolerance: usize,
-    ) {
+    /// Adds one series: per row its label, the transform's output and time.
+    fn add_series(&mut self, labels: &[bool], out: &[RowOutput], times: &[i64], tolerance: usize) {
         let n = labels.len();
-        let flagged: Vec<bool> = decisions.iter().map(|d| *d == Some(true)).collect();
-        for (label, d) in labels.iter().zip(decisions) {
-            let Some(flag) = d else { continue };
+        for (label, o) in labels.iter().zip(out) {
+            let Some(flag) = o.flag else { continue };
             self.decided_rows += 1;
             match (label, flag) {
                 (true, true) => self.true_positives += 1,
@@ -198,25 +233,76 @@ impl EvalReport {
                 (false, false) => {}
             }
         }
+        let alarms = alarms(out, self.alarms_from_incidents);
+        let mut active = vec![false; n];
+        let mut detections = vec![false; n];
+        for &(s, e) in &alarms {
+            active[s..e].fill(true);
+            detections[s] = true;
+        }
         let windows: Vec<(usize, usize)> = runs(labels)
             .into_iter()
             .map(|(s, e)| (s, (e + tolerance).min(n)))
             .collect();
         for &(s, e) in &windows {
             self.events += 1;
-            if let Some(hit) = (s..e).find(|&i| flagged[i]) {
+            if let Some(hit) = (s..e).find(|&i| active[i]) {
                 self.detected_events += 1;
                 self.delays_rows.push((hit - s) as u64);
                 self.delays_ms.push(times[hit] - times[s]);
             }
         }
-        for (s, e) in runs(&flagged) {
+        for &(s, e) in &alarms {
             self.alarms += 1;
             if !windows.iter().any(|&(ws, we)| s < we && ws < e) {
                 self.false_alarms += 1;
             }
         }
+        self.nab
+            .merge(&nab::score_series(labels, &detections, &nab::STANDARD));
+        if windows.is_empty() {
+            self.clean_series += 1;
+            self.clean_rows += out.iter().filter(|o| o.flag.is_some()).count() as u64;
+            self.clean_alarms += alarms.len() as u64;
+        }
     }
+}
+
+/// What the transform said about one input row.
+#[derive(Debug, Clone, Default)]
+struct RowOutput {
+    /// `is_anomaly`.
+    flag: Option<bool>,
+    /// `incident_start`.
+    start: Option<bool>,
+    /// `incident_id`.
+    incident: Option<String>,
+}
+
+/// Alarms of one series as `(first row, end exclusive)`: incidents, or runs
+/// of flagged rows.
+fn alarms(out: &[RowOutput], incidents: bool) -> Vec<(usize, usize)> {
+    if !incidents {
+        let flagged: Vec<bool> = out.iter().map(|o| o.flag == Some(true)).collect();
+        return runs(&flagged);
+    }
+    let mut alarms = Vec::new();
+    for (s, o) in out.iter().enumerate() {
+        if o.start != Some(true) {
+            continue;
+        }
+        let mut e = s + 1;
+        if let Some(id) = &o.incident {
+            while e < out.len()
+                && out[e].start != Some(true)
+                && out[e].incident.as_ref() == Some(id)
+            {
+                e += 1;
+            }
+        }
+        alarms.push((s, e));
+    }
+    alarms
 }
 
 fn nearest_rank<T: Copy + Ord>(values: &[T], q: f64) -> Option<T> {
@@ -227,26 +313,6 @@ fn nearest_rank<T: Copy + Ord>(values: &[T], q: f64) -> Option<T> {
     v.sort_unstable();
     let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
     Some(v[rank - 1])
-}
-
-/// Maximal runs of `true` as `(start, end_exclusive)`.
-fn runs(mask: &[bool]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, &v) in mask.iter().enumerate() {
-        match (v, start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                out.push((s, i));
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        out.push((s, mask.len()));
-    }
-    out
 }
 
 impl fmt::Display for EvalReport {
@@ -280,6 +346,39 @@ impl fmt::Display for EvalReport {
             self.events,
             self.alarms,
             self.false_alarms
+        )?;
+        writeln!(
+            f,
+            "flagged rows: {:.2}% of rows with a decision; alarms are {}",
+            100.0 * self.flagged_fraction(),
+            if self.alarms_from_incidents {
+                "incidents (`incident_start`)"
+            } else {
+                "runs of flagged rows"
+            }
+        )?;
+        let nab = &self.nab;
+        writeln!(
+            f,
+            "NAB standard: {} (raw {:.3}, null {:.1}, perfect {:.1}; {}/{} windows detected, {} false positives, {} detections in probation)",
+            nab.normalized()
+                .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
+            nab.raw,
+            nab.null,
+            nab.perfect,
+            nab.detected_windows,
+            nab.windows,
+            nab.false_positives,
+            nab.probation_detections
+        )?;
+        writeln!(
+            f,
+            "series without anomalies: {}, {} alarms in {} rows with a decision ({} per 10k rows)",
+            self.clean_series,
+            self.clean_alarms,
+            self.clean_rows,
+            self.clean_alarms_per_10k_rows()
+                .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"))
         )?;
         write!(
             f,
@@ -432,20 +531,80 @@ fn batch_of(
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| EvalError::Config(e.to_string()))
 }
 
-fn collect(batch: &RecordBatch, flag_column: &str, decisions: &mut [Option<bool>]) {
-    let (Ok(rows), Ok(flags)) = (
-        batch.schema().index_of(ROW_COLUMN),
-        batch.schema().index_of(flag_column),
-    ) else {
-        return;
-    };
-    let rows = batch.column(rows).as_primitive::<UInt64Type>();
-    let flags = batch.column(flags).as_boolean();
-    for (row, flag) in rows.values().iter().zip(flags.iter()) {
-        if let Some(slot) = decisions.get_mut(*row as usize) {
-            *slot = flag;
-        }
+/// The output column `name`, or the one new column ending in `_name` (a
+/// column prefix).
+fn output_column(batch: &RecordBatch, input: &Schema, name: &str) -> Option<usize> {
+    let schema = batch.schema();
+    if let Ok(i) = schema.index_of(name) {
+        return Some(i);
     }
+    let suffix = format!("_{name}");
+    let mut hits = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.name().ends_with(&suffix) && input.index_of(f.name()).is_err());
+    match (hits.next(), hits.next()) {
+        (Some((i, _)), None) => Some(i),
+        _ => None,
+    }
+}
+
+/// Copies the transform's verdicts on the rows of `batch` into `out`;
+/// returns whether the batch has incident columns.
+fn collect(
+    batch: &RecordBatch,
+    input: &Schema,
+    flag_column: &str,
+    out: &mut [RowOutput],
+) -> Result<bool, EvalError> {
+    let schema = batch.schema();
+    let column = |name: &str| {
+        schema.index_of(name).map_err(|_| {
+            EvalError::Config(format!("the transform's output has no column `{name}`"))
+        })
+    };
+    let rows = batch
+        .column(column(ROW_COLUMN)?)
+        .as_primitive::<UInt64Type>();
+    let flag_ix = column(flag_column)?;
+    let flags = batch.column(flag_ix).as_boolean_opt().ok_or_else(|| {
+        EvalError::Config(format!(
+            "output column `{flag_column}` is {}, expected Boolean",
+            schema.field(flag_ix).data_type()
+        ))
+    })?;
+    let starts = match output_column(batch, input, INCIDENT_START) {
+        None => None,
+        Some(i) => Some(batch.column(i).as_boolean_opt().ok_or_else(|| {
+            EvalError::Config(format!(
+                "output column `{}` is {}, expected Boolean",
+                schema.field(i).name(),
+                schema.field(i).data_type()
+            ))
+        })?),
+    };
+    let ids = match output_column(batch, input, INCIDENT_ID) {
+        None => None,
+        Some(i) => Some(
+            arrow_cast::cast(batch.column(i), &DataType::Utf8).map_err(|e| {
+                EvalError::Config(format!(
+                    "output column `{}` as text: {e}",
+                    schema.field(i).name()
+                ))
+            })?,
+        ),
+    };
+    let ids = ids.as_ref().map(|a| a.as_string::<i32>());
+    for (j, row) in rows.values().iter().enumerate() {
+        let Some(slot) = out.get_mut(*row as usize) else {
+            continue;
+        };
+        slot.flag = flags.is_valid(j).then(|| flags.value(j));
+        slot.start = starts.and_then(|s| s.is_valid(j).then(|| s.value(j)));
+        slot.incident = ids.and_then(|a| a.is_valid(j).then(|| a.value(j).to_owned()));
+    }
+    Ok(starts.is_some())
 }
 
 /// Replays the labelled CSV at `path` through the `anomaly` transform built
@@ -496,7 +655,8 @@ pub async fn evaluate_csv(
     let mut emitter = Emitter::new(vec![output], metrics);
 
     let n = table.labels.len();
-    let mut decisions: Vec<Option<bool>> = vec![None; n];
+    let mut outputs: Vec<RowOutput> = vec![RowOutput::default(); n];
+    let mut incidents = false;
     let step = opts.batch_rows.max(1);
     let mut start = 0;
     while start < n {
@@ -513,7 +673,7 @@ pub async fn evaluate_csv(
             msg: Msg::Rows(b), ..
         }) = rx.try_recv()
         {
-            collect(&b, &config.flag_column, &mut decisions);
+            incidents |= collect(&b, &schema, &config.flag_column, &mut outputs)?;
         }
         start = end;
     }
@@ -522,16 +682,17 @@ pub async fn evaluate_csv(
         msg: Msg::Rows(b), ..
     }) = rx.try_recv()
     {
-        collect(&b, &config.flag_column, &mut decisions);
+        incidents |= collect(&b, &schema, &config.flag_column, &mut outputs)?;
     }
 
-    let mut groups: HashMap<Option<&str>, Vec<usize>> = HashMap::new();
+    let mut groups: BTreeMap<Option<&str>, Vec<usize>> = BTreeMap::new();
     for i in 0..n {
         let key = table.keys.as_ref().and_then(|k| k[i].as_deref());
         groups.entry(key).or_default().push(i);
     }
     let mut report = EvalReport {
         rows: n as u64,
+        alarms_from_incidents: incidents,
         ..EvalReport::default()
     };
     let mut last_time = 0;
@@ -545,9 +706,9 @@ pub async fn evaluate_csv(
         .collect();
     for rows in groups.values() {
         let labels: Vec<bool> = rows.iter().map(|&i| table.labels[i]).collect();
-        let d: Vec<Option<bool>> = rows.iter().map(|&i| decisions[i]).collect();
+        let o: Vec<RowOutput> = rows.iter().map(|&i| outputs[i].clone()).collect();
         let t: Vec<i64> = rows.iter().map(|&i| times[i]).collect();
-        report.add_series(&labels, &d, &t, opts.tolerance_rows);
+        report.add_series(&labels, &o, &t, opts.tolerance_rows);
     }
     Ok(report)
 }
@@ -555,6 +716,28 @@ pub async fn evaluate_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_core::arrow_array::BooleanArray;
+
+    fn flagged(flags: &[Option<bool>]) -> Vec<RowOutput> {
+        flags
+            .iter()
+            .map(|&flag| RowOutput {
+                flag,
+                ..RowOutput::default()
+            })
+            .collect()
+    }
+
+    /// Rows from `(is_anomaly, incident_start, incident_id)`.
+    fn incident_rows(rows: &[(bool, bool, Option<&str>)]) -> Vec<RowOutput> {
+        rows.iter()
+            .map(|&(flag, start, id)| RowOutput {
+                flag: Some(flag),
+                start: Some(start),
+                incident: id.map(str::to_owned),
+            })
+            .collect()
+    }
 
     #[test]
     fn runs_finds_maximal_true_stretches() {
@@ -585,7 +768,7 @@ mod tests {
             None,
         ];
         let times: Vec<i64> = (0..10).map(|i| i * 100).collect();
-        r.add_series(&labels, &flags, &times, 1);
+        r.add_series(&labels, &flagged(&flags), &times, 1);
         assert_eq!(
             (r.true_positives, r.false_positives, r.false_negatives),
             (2, 1, 1)
@@ -604,8 +787,108 @@ mod tests {
         let mut r = EvalReport::default();
         let labels = [true, false, false];
         let flags = [Some(false), Some(true), Some(false)];
-        r.add_series(&labels, &flags, &[0, 1, 2], 1);
+        r.add_series(&labels, &flagged(&flags), &[0, 1, 2], 1);
         assert_eq!((r.detected_events, r.false_alarms), (1, 0));
+    }
+
+    #[test]
+    fn an_incident_is_one_alarm_however_its_flags_flicker() {
+        let mut r = EvalReport {
+            alarms_from_incidents: true,
+            ..EvalReport::default()
+        };
+        let labels = [false, false, false, false, false, false];
+        let rows = incident_rows(&[
+            (false, false, None),
+            (true, true, Some("a")),
+            (false, false, Some("a")),
+            (true, false, Some("a")),
+            (false, false, None),
+            (true, true, Some("b")),
+        ]);
+        r.add_series(&labels, &rows, &[0, 1, 2, 3, 4, 5], 0);
+        assert_eq!((r.alarms, r.false_alarms), (2, 2));
+        assert_eq!(r.false_positives, 3);
+    }
+
+    #[test]
+    fn an_open_incident_detects_an_event_it_runs_into() {
+        let mut r = EvalReport {
+            alarms_from_incidents: true,
+            ..EvalReport::default()
+        };
+        let labels = [false, false, true, true];
+        let rows = incident_rows(&[
+            (false, false, None),
+            (true, true, Some("a")),
+            (false, false, Some("a")),
+            (false, false, Some("a")),
+        ]);
+        r.add_series(&labels, &rows, &[0, 10, 20, 30], 0);
+        assert_eq!((r.detected_events, r.delays_rows.clone()), (1, vec![0]));
+        assert_eq!((r.alarms, r.false_alarms), (1, 0));
+    }
+
+    #[test]
+    fn alarms_on_series_without_anomalies_count_per_10k_rows() {
+        let mut r = EvalReport::default();
+        let mut flags = vec![Some(false); 2000];
+        flags[..100].fill(None);
+        flags[500] = Some(true);
+        flags[501] = Some(true);
+        flags[900] = Some(true);
+        r.add_series(&[false; 2000], &flagged(&flags), &[0; 2000], 10);
+        assert_eq!((r.clean_series, r.clean_rows, r.clean_alarms), (1, 1900, 2));
+        assert!((r.clean_alarms_per_10k_rows().unwrap() - 2e4 / 1900.0).abs() < 1e-9);
+        // Two alarm starts outside any window, none preceding: 2 x -0.11.
+        assert!((r.nab.raw + 0.22).abs() < 1e-12);
+        assert_eq!(r.nab.normalized(), None);
+    }
+
+    #[test]
+    fn nab_counts_the_first_row_of_each_alarm() {
+        // 1000 rows, event at 500-509: window 450-550.
+        let labels: Vec<bool> = (0..1000).map(|i| (500..510).contains(&i)).collect();
+        let mut flags = vec![Some(false); 1000];
+        flags[450..470].fill(Some(true));
+        let mut r = EvalReport::default();
+        r.add_series(&labels, &flagged(&flags), &[0; 1000], 10);
+        assert!((r.nab.raw - 1.0).abs() < 1e-12);
+        assert_eq!(r.nab.normalized(), Some(100.0));
+        assert_eq!(r.clean_series, 0);
+    }
+
+    #[test]
+    fn collect_reads_prefixed_incident_columns() {
+        let input = Schema::new(vec![Field::new("value", DataType::Float64, true)]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("value", DataType::Float64, true),
+            Field::new(ROW_COLUMN, DataType::UInt64, false),
+            Field::new("is_anomaly", DataType::Boolean, true),
+            Field::new("vib_incident_id", DataType::Utf8, true),
+            Field::new("vib_incident_start", DataType::Boolean, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Float64Array::from(vec![1.0, 2.0])),
+                Arc::new(UInt64Array::from(vec![1, 0])),
+                Arc::new(BooleanArray::from(vec![Some(true), None])),
+                Arc::new(StringArray::from(vec![Some("k-1"), None])),
+                Arc::new(BooleanArray::from(vec![Some(true), None])),
+            ],
+        )
+        .unwrap();
+        let mut out = vec![RowOutput::default(); 2];
+        assert!(collect(&batch, &input, "is_anomaly", &mut out).unwrap());
+        assert_eq!(
+            (out[1].flag, out[1].start, out[1].incident.as_deref()),
+            (Some(true), Some(true), Some("k-1"))
+        );
+        assert_eq!(
+            (out[0].flag, out[0].start, out[0].incident.as_deref()),
+            (None, None, None)
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod eval;
 mod incident;
 mod likelihood;
 mod model;
+pub mod nab;
 pub mod pca;
 mod state;
 mod transform;
