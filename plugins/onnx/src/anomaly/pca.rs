@@ -251,7 +251,7 @@ impl PcaModel {
             return Err(FitError::TooManyFeatures { d });
         }
         check_names(features)?;
-        if rows.len() % d != 0 {
+        if !rows.len().is_multiple_of(d) {
             return Err(FitError::Shape { len: rows.len(), d });
         }
         let n = rows.len() / d;

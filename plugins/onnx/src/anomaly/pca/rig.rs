@@ -477,3 +477,35 @@ fn table_of_settings_on_the_simulated_rig() {
     }
     eprintln!("components kept by the defaults (held-out runs, index = k): {kept:?}");
 }
+
+/// Writes the first `SLUICE_RIG_RUNS` (default 3) runs of held-out seed 101
+/// as CSV to `$SLUICE_RIG_CSV`, one `pump` key per run, with a `label`
+/// column, for `sluice fit` and `sluice eval-anomaly`.
+#[test]
+#[ignore = "writes a CSV file for trying the command line"]
+fn write_rig_csv() {
+    use std::fmt::Write as _;
+    let path = std::env::var("SLUICE_RIG_CSV").expect("set SLUICE_RIG_CSV to the CSV path");
+    let count = std::env::var("SLUICE_RIG_RUNS").map_or(3, |n| n.parse().expect("a count"));
+    let mut text = format!("timestamp,pump,{},label\n", FEATURES.join(","));
+    for (i, run) in runs(HELD_OUT_SEEDS[0], count).iter().enumerate() {
+        for (t, (row, label)) in run
+            .rows
+            .chunks_exact(FEATURES.len())
+            .zip(&run.labels)
+            .enumerate()
+        {
+            let values: Vec<String> = row.iter().map(|v| format!("{v:.6}")).collect();
+            let ms = 1_700_000_000_000i64 + 1000 * t as i64;
+            writeln!(
+                text,
+                "{ms},pump-{},{},{}",
+                i + 1,
+                values.join(","),
+                u8::from(*label)
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(&path, text).unwrap();
+}
