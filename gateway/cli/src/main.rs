@@ -2,6 +2,7 @@
 
 mod demo;
 mod eval_anomaly;
+mod fit;
 mod logging;
 mod malloc;
 mod outbox;
@@ -59,6 +60,8 @@ enum Command {
     /// Replay labelled CSV files through an `anomaly` transform and report
     /// precision, recall, F1 and detection delay.
     EvalAnomaly(eval_anomaly::EvalArgs),
+    /// Fit the `anomaly` transform's PCA T²+Q model on the first rows of a CSV file.
+    Fit(fit::FitArgs),
     /// Inspect a store-and-forward outbox file (read-only).
     #[command(subcommand)]
     Outbox(outbox::OutboxCmd),
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
             run::block_on(demo::demo(args))
         }
         Command::EvalAnomaly(args) => run::block_on(eval_anomaly::run(args)),
+        Command::Fit(args) => fit::main(args),
         Command::Simulate(opts) => until_signal(|shutdown| async move {
             let stats = simulate::run(opts, shutdown).await?;
             tracing::info!(%stats, "Simulation finished.");
