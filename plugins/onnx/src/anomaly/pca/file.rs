@@ -4,12 +4,12 @@
 //! ```json
 //! { "format": "sluice-pca", "version": 1,
 //!   "features": ["current", "pressure"], "n_rows": 400,
-//!   "options": { "variance": 0.95, "quantile": 0.99, "margin": 1.0,
-//!                "limits": "empirical", "smooth": 5 },
+//!   "options": { "variance": 0.95, "quantile": 0.99, "margin": 1.5,
+//!                "limits": "parametric", "smooth": 5 },
 //!   "mean": [..d], "scale": [..d],
 //!   "components": [[..d], ..k], "eigenvalues": [..d],
-//!   "t2_limit": 9.1, "q_limit": 0.42,
-//!   "explained_variance": 0.96, "constant_features": [] }
+//!   "t2_limit": 20.4, "q_limit": 0.34,
+//!   "explained_variance": 0.99, "constant_features": [] }
 //! ```
 //! `explained_variance` and `constant_features` are written for people and
 //! ignored on load. One model per key (`format: "sluice-pca-keyed"`):
