@@ -4,6 +4,8 @@
 //! Values come from a pure function of (seed, device, step), so a seed always
 //! gives the same readings, and scheduled faults land at known times.
 
+#[cfg(test)]
+mod fit_tests;
 mod generator;
 pub mod pos;
 

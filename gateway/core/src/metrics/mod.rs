@@ -393,6 +393,11 @@ pub fn describe_all() {
         "Incidents an anomaly transform opened."
     );
     describe_counter!(
+        ANOMALY_FITTED_KEYS_TOTAL,
+        Unit::Count,
+        "Keys an anomaly transform fitted a model for."
+    );
+    describe_counter!(
         ANOMALY_SUPPRESSED_TOTAL,
         Unit::Count,
         "Incident openings held back by a key's cool-down."

@@ -56,6 +56,8 @@ pub const ANOMALY_SCORED_ROWS_TOTAL: &str = "sluice_anomaly_scored_rows_total";
 pub const ANOMALY_FLAGGED_ROWS_TOTAL: &str = "sluice_anomaly_flagged_rows_total";
 /// Incidents an `anomaly` transform opened.
 pub const ANOMALY_INCIDENTS_TOTAL: &str = "sluice_anomaly_incidents_total";
+/// Keys an `anomaly` transform fitted a model for (`fit:`).
+pub const ANOMALY_FITTED_KEYS_TOTAL: &str = "sluice_anomaly_fitted_keys_total";
 /// Incident openings an `anomaly` transform held back because the key was
 /// in its cool-down after the previous incident.
 pub const ANOMALY_SUPPRESSED_TOTAL: &str = "sluice_anomaly_suppressed_openings_total";

@@ -15,9 +15,10 @@ use sluice_core::{
     BufferConfig, BuildCx, BuildError, EnvString, HumanDuration, TransformConfig, Validator,
 };
 
+use super::fitting::{FitConfig, PcaSource};
 use super::incident::Span;
 use super::model::{ModelError, ScoringModel};
-use super::transform::AnomalyTransform;
+use super::transform::{AnomalyTransform, Scorer};
 
 /// Default name of the score column added to every row.
 pub const SCORE_COLUMN: &str = "anomaly_score";
@@ -38,8 +39,14 @@ pub struct AnomalyConfig {
     /// `[batch, history * features]` or `[batch, history, features]` (each
     /// key's last `history` rows, oldest first, features in the order of
     /// `features`); its output is one score per row, higher meaning more
-    /// anomalous.
-    pub model: EnvString,
+    /// anomalous. Or a `.json` model file written by `sluice fit` (PCA
+    /// T²+Q, one model or one per key). Not needed with `fit`.
+    #[serde(default)]
+    pub model: Option<EnvString>,
+    /// Learn a PCA T²+Q model per key from its own first rows, on the box:
+    /// `{rows: 600}` or `{for: 10m}`, optionally `dir` to keep the models.
+    #[serde(default)]
+    pub fit: Option<FitConfig>,
     /// Expected SHA-256 of the model file in hexadecimal; the model is refused
     /// when the file differs.
     #[serde(default)]
@@ -70,8 +77,11 @@ pub struct AnomalyConfig {
     /// each key's scores into `anomaly_likelihood`, the probability that the
     /// recent scores are a surprise for that key, and `threshold` applies to
     /// it; `none` applies `threshold` to the raw score.
+    /// Default: `likelihood` for an ONNX model, `none` for PCA models
+    /// (their score is already relative to each key's normal: 1 is the edge
+    /// of normal, so the default threshold there is 1).
     #[serde(default)]
-    pub calibration: CalibrationConfig,
+    pub calibration: Option<CalibrationConfig>,
     /// Value at or above which a row is an anomaly and an incident opens.
     /// With `calibration: likelihood`, a likelihood (default 0.9, together with `calibration.min_score`); with
     /// `calibration: none`, a raw score (default 0.9) or `{calibrate: 5m,
@@ -423,13 +433,35 @@ impl AnomalyConfig {
             .collect()
     }
 
+    /// Whether keys are scored by PCA models (`fit`, or a `.json` model).
+    pub fn is_pca(&self) -> bool {
+        self.fit.is_some()
+            || self
+                .model
+                .as_ref()
+                .is_some_and(|m| m.as_str().ends_with(".json"))
+    }
+
+    /// The calibration in force: the configured one, or the default of the
+    /// kind of model.
+    pub fn effective_calibration(&self) -> CalibrationConfig {
+        self.calibration.unwrap_or(if self.is_pca() {
+            CalibrationConfig::None
+        } else {
+            CalibrationConfig::default()
+        })
+    }
+
     /// The threshold in force: the configured one, or the default of the
     /// calibration.
     pub fn effective_threshold(&self) -> Threshold {
-        self.threshold.clone().unwrap_or(match self.calibration {
-            CalibrationConfig::None => Threshold::Fixed(DEFAULT_THRESHOLD),
-            CalibrationConfig::Likelihood(_) => Threshold::Fixed(DEFAULT_LIKELIHOOD_THRESHOLD),
-        })
+        self.threshold
+            .clone()
+            .unwrap_or(match self.effective_calibration() {
+                CalibrationConfig::None if self.is_pca() => Threshold::Fixed(1.0),
+                CalibrationConfig::None => Threshold::Fixed(DEFAULT_THRESHOLD),
+                CalibrationConfig::Likelihood(_) => Threshold::Fixed(DEFAULT_LIKELIHOOD_THRESHOLD),
+            })
     }
 
     /// The release value in force, when the threshold is a number.
@@ -437,10 +469,14 @@ impl AnomalyConfig {
         let Threshold::Fixed(t) = self.effective_threshold() else {
             return self.incident.release;
         };
-        Some(self.incident.release.unwrap_or(match self.calibration {
-            CalibrationConfig::Likelihood(l) => l.min_score,
-            CalibrationConfig::None => t,
-        }))
+        Some(
+            self.incident
+                .release
+                .unwrap_or(match self.effective_calibration() {
+                    CalibrationConfig::Likelihood(l) => l.min_score,
+                    CalibrationConfig::None => t,
+                }),
+        )
     }
 
     /// Checks everything that does not need the model; returns the output
@@ -579,7 +615,7 @@ impl AnomalyConfig {
     /// Checks calibration, threshold and incident settings together.
     fn check_decision(&self, v: &mut Validator) -> bool {
         let mut ok = true;
-        if let CalibrationConfig::Likelihood(l) = &self.calibration {
+        if let CalibrationConfig::Likelihood(l) = &self.effective_calibration() {
             if !(l.min_std.is_finite() && l.min_std > 0.0) {
                 v.error(
                     &["calibration", "min_std"],
@@ -613,7 +649,7 @@ impl AnomalyConfig {
                 _ => {}
             }
         }
-        let open = match (&self.calibration, self.effective_threshold()) {
+        let open = match (&self.effective_calibration(), self.effective_threshold()) {
             (CalibrationConfig::Likelihood(l), _) => Some(l.min_score),
             (CalibrationConfig::None, Threshold::Fixed(t)) => Some(t),
             (CalibrationConfig::None, Threshold::Calibrate(_)) => None,
@@ -630,9 +666,74 @@ impl AnomalyConfig {
         ok
     }
 
+    /// Checks `model` and `fit` together; for PCA, loads a given model file.
+    fn check_scoring(&self, v: &mut Validator) -> bool {
+        let mut ok = true;
+        match (&self.model, &self.fit) {
+            (None, None) => {
+                v.error(
+                    &["model"],
+                    "set `model` (an ONNX model or a `sluice fit` file) or `fit`",
+                );
+                return false;
+            }
+            (Some(m), Some(_)) if !m.as_str().ends_with(".json") => {
+                v.error(
+                    &["fit"],
+                    "`fit` learns PCA models per key; it does not combine with an ONNX `model`",
+                )
+                .help("remove `model`, or give a `.json` file written by `sluice fit`");
+                return false;
+            }
+            _ => {}
+        }
+        if let Some(f) = &self.fit {
+            match (f.rows, f.period) {
+                (None, None) | (Some(_), Some(_)) => {
+                    v.error(&["fit"], "give exactly one of `rows` and `for`");
+                    ok = false;
+                }
+                (Some(n), None) if n.get() < super::pca::min_rows(self.features.len()) => {
+                    v.error(
+                        &["fit", "rows"],
+                        format!(
+                            "{n} rows are too few to fit {} features: need at least {}",
+                            self.features.len(),
+                            super::pca::min_rows(self.features.len())
+                        ),
+                    );
+                    ok = false;
+                }
+                _ => {}
+            }
+            if let Err(e) = f.options().validate() {
+                v.error(&["fit"], e.to_string());
+                ok = false;
+            }
+        }
+        if self.is_pca()
+            && let Err(e) = self.pca_source("", "")
+        {
+            v.error(&["model"], e);
+            ok = false;
+        }
+        ok
+    }
+
+    pub(crate) fn pca_source(&self, pipeline: &str, id: &str) -> Result<PcaSource, String> {
+        PcaSource::new(
+            self.model.as_ref().map(|m| Path::new(m.as_str())),
+            self.fit.as_ref(),
+            &self.features,
+            pipeline,
+            id,
+        )
+    }
+
     fn load_model(&self, max_batch: usize) -> Result<ScoringModel, ModelError> {
+        let path = self.model.as_ref().map(|m| m.as_str()).unwrap_or_default();
         ScoringModel::load_threaded(
-            Path::new(self.model.as_str()),
+            Path::new(path),
             self.sha256.as_deref(),
             self.history.get(),
             self.features.len(),
@@ -736,6 +837,12 @@ impl TransformConfig for AnomalyConfig {
 
     fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
         let schema = self.check_columns(input, v);
+        if !self.check_scoring(v) {
+            return None;
+        }
+        if self.is_pca() {
+            return schema;
+        }
         // One small plan is enough to prove the model loads with these shapes.
         match self.load_model(1) {
             Ok(_) => schema,
@@ -762,10 +869,17 @@ impl TransformConfig for AnomalyConfig {
                 msgs.join("; ")
             )));
         };
-        let model = self
-            .load_model(self.batch_rows.get())
-            .map_err(|e| BuildError::context(format!("component `{}`", cx.id), e))?;
-        AnomalyTransform::new(self, cx, input, output, model)
+        let scorer = if self.is_pca() {
+            Scorer::Pca(
+                self.pca_source(&cx.pipeline, &cx.id)
+                    .map_err(|e| BuildError::msg(format!("component `{}`: {e}", cx.id)))?,
+            )
+        } else {
+            Scorer::Onnx(Arc::new(self.load_model(self.batch_rows.get()).map_err(
+                |e| BuildError::context(format!("component `{}`", cx.id), e),
+            )?))
+        };
+        AnomalyTransform::new(self, cx, input, output, scorer)
     }
 }
 
@@ -824,7 +938,7 @@ mod tests {
             Threshold::Fixed(DEFAULT_LIKELIHOOD_THRESHOLD)
         );
         assert_eq!(c.effective_release(), Some(DEFAULT_MIN_SCORE));
-        assert_eq!(c.calibration, CalibrationConfig::default());
+        assert_eq!(c.effective_calibration(), CalibrationConfig::default());
         assert_eq!(c.incident, IncidentConfig::default());
         assert_eq!(c.on_invalid, OnInvalid::Drop);
     }
@@ -842,7 +956,7 @@ mod tests {
             "inputs: [a]\nmodel: m.onnx\nfeatures: [v]\ncalibration: {short: 5, learn: 50}\nincident: {release: 0.95, quiet: 30s, cooldown: 500}\n",
         )
         .unwrap();
-        let CalibrationConfig::Likelihood(l) = c.calibration else {
+        let Some(CalibrationConfig::Likelihood(l)) = c.calibration else {
             panic!("{:?}", c.calibration)
         };
         assert_eq!((l.short.get(), l.long.get(), l.learn), (5, 2000, 50));

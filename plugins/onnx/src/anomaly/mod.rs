@@ -20,6 +20,7 @@
 mod config;
 mod crew;
 mod eval;
+mod fitting;
 mod incident;
 mod likelihood;
 mod model;
@@ -40,6 +41,7 @@ pub use config::{
 };
 pub use crew::Reclaimed;
 pub use eval::{EvalError, EvalOptions, EvalReport, evaluate_csv};
+pub use fitting::FitConfig;
 pub use incident::Span;
 pub use model::{BUCKETS, ModelError, ScoringModel, sha256_hex};
 pub use transform::AnomalyTransform;

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::fitting::PcaState;
 use super::incident::Incidents;
 use super::likelihood::Likelihood;
 
@@ -176,6 +177,8 @@ pub(crate) struct KeyState {
     pub likelihood: Likelihood,
     /// The key's incidents.
     pub incidents: Incidents,
+    /// The key's PCA model or fit rows, when scored by PCA.
+    pub pca: Option<PcaState>,
 }
 
 impl KeyState {
@@ -198,6 +201,7 @@ impl KeyState {
             },
             likelihood: Likelihood::default(),
             incidents: Incidents::default(),
+            pca: None,
         }
     }
 

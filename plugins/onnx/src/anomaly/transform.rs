@@ -22,9 +22,10 @@ use sluice_core::metrics::names;
 use sluice_core::schema::{event_time_column, same_columns};
 use sluice_core::{BuildCx, BuildError, ComponentError, ComponentMetrics, Emitter, Msg, Transform};
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::config::{AnomalyConfig, CalibrationConfig, OnInvalid, Threshold};
+use super::fitting::{PcaSource, PcaStep};
 use super::incident::{IncidentSpec, Mark, Span};
 use super::likelihood::LikelihoodSpec;
 use super::model::ScoringModel;
@@ -33,10 +34,19 @@ use super::state::{CalibrationSpec, KeyState, WindowSpec};
 /// At most one warning per this interval for each kind of per-row problem.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// What scores a key's rows.
+#[derive(Debug)]
+pub(crate) enum Scorer {
+    /// An ONNX model over each key's window, on the blocking pool.
+    Onnx(Arc<ScoringModel>),
+    /// PCA T²+Q models per key, given or fitted on the box.
+    Pca(PcaSource),
+}
+
 /// Scores rows with the model and flags anomalies; see [`AnomalyConfig`].
 #[derive(Debug)]
 pub struct AnomalyTransform {
-    model: Arc<ScoringModel>,
+    scorer: Scorer,
     spec: WindowSpec,
     fixed_threshold: f64,
     calibration: Option<CalibrationSpec>,
@@ -69,6 +79,7 @@ struct Handles {
     flagged: Counter,
     incidents: Counter,
     suppressed: Counter,
+    fitted: Counter,
 }
 
 /// Keys and their state; the `null` key is kept apart so lookups by `&str`
@@ -223,6 +234,8 @@ impl Decided {
 struct Prepared {
     /// Model inputs, one window per scored row.
     windows: Vec<f32>,
+    /// Scores computed while preparing (PCA models), one per scored row.
+    direct: Vec<f32>,
     /// Rows with a window, in order.
     scored_rows: Vec<usize>,
     /// Rows with an invalid feature.
@@ -239,7 +252,7 @@ impl AnomalyTransform {
         cx: &BuildCx,
         input_schema: SchemaRef,
         output_schema: SchemaRef,
-        model: ScoringModel,
+        scorer: Scorer,
     ) -> Result<Self, BuildError> {
         let index = |name: &str| {
             input_schema
@@ -273,8 +286,9 @@ impl AnomalyTransform {
             flagged: metrics.counter(names::ANOMALY_FLAGGED_ROWS_TOTAL),
             incidents: metrics.counter(names::ANOMALY_INCIDENTS_TOTAL),
             suppressed: metrics.counter(names::ANOMALY_SUPPRESSED_TOTAL),
+            fitted: metrics.counter(names::ANOMALY_FITTED_KEYS_TOTAL),
         };
-        let likelihood = match config.calibration {
+        let likelihood = match config.effective_calibration() {
             CalibrationConfig::None => None,
             CalibrationConfig::Likelihood(l) => Some(LikelihoodSpec {
                 short: l.short.get(),
@@ -285,7 +299,7 @@ impl AnomalyTransform {
             }),
         };
         Ok(Self {
-            model: Arc::new(model),
+            scorer,
             spec: WindowSpec {
                 history: config.history.get(),
                 features: config.features.len(),
@@ -360,6 +374,7 @@ impl AnomalyTransform {
         let spec = self.spec;
         let mut prepared = Prepared {
             windows: Vec::new(),
+            direct: Vec::new(),
             scored_rows: Vec::new(),
             invalid_rows: Vec::new(),
             times,
@@ -367,6 +382,7 @@ impl AnomalyTransform {
         };
         let mut row_values = vec![0.0f64; features.len()];
         let mut evicted = 0u64;
+        let mut fit_notes: Vec<String> = Vec::new();
         for row in 0..rows {
             let mut valid = true;
             for (v, col) in row_values.iter_mut().zip(&features) {
@@ -390,12 +406,49 @@ impl AnomalyTransform {
             evicted += u64::from(was_evicted);
             let Some(state) = state else { continue };
             state.last_seen = now;
-            if state.observe(&row_values, &spec, &mut prepared.windows) {
-                prepared.scored_rows.push(row);
+            match &self.scorer {
+                Scorer::Onnx(_) => {
+                    if state.observe(&row_values, &spec, &mut prepared.windows) {
+                        prepared.scored_rows.push(row);
+                    }
+                }
+                Scorer::Pca(source) => {
+                    let t = prepared.times[row];
+                    let pca = state.pca.get_or_insert_with(|| source.start(key, t));
+                    let score = match source.observe(pca, key, &row_values, t) {
+                        PcaStep::Score(s) => Some(s),
+                        PcaStep::Nothing => None,
+                        PcaStep::Fitted { saved, score } => {
+                            self.handles.fitted.increment(1);
+                            fit_notes.push(match saved {
+                                Ok(()) => format!("key `{}`: fitted its model", key.unwrap_or("")),
+                                Err(e) => format!(
+                                    "key `{}`: fitted its model but could not save it: {e}",
+                                    key.unwrap_or("")
+                                ),
+                            });
+                            Some(score)
+                        }
+                        PcaStep::Failed(e) => {
+                            fit_notes.push(format!(
+                                "key `{}`: fitting failed, learning again: {e}",
+                                key.unwrap_or("")
+                            ));
+                            None
+                        }
+                    };
+                    if let Some(s) = score {
+                        prepared.scored_rows.push(row);
+                        prepared.direct.push(s as f32);
+                    }
+                }
             }
         }
         if evicted > 0 {
             self.handles.evicted.increment(evicted);
+        }
+        for note in fit_notes {
+            info!(pipeline = %self.pipeline, component_id = %self.id, "{note}");
         }
         prepared.keys = keys;
         Ok(prepared)
@@ -566,8 +619,8 @@ impl Transform for AnomalyTransform {
         }
         let scores = if prepared.scored_rows.is_empty() {
             Vec::new()
-        } else {
-            let model = self.model.clone();
+        } else if let Scorer::Onnx(model) = &self.scorer {
+            let model = model.clone();
             let windows = std::mem::take(&mut prepared.windows);
             match sluice_core::blocking(move || model.score(&windows)).await? {
                 Ok(s) => s,
@@ -582,6 +635,8 @@ impl Transform for AnomalyTransform {
                     return Ok(());
                 }
             }
+        } else {
+            std::mem::take(&mut prepared.direct)
         };
         match self.assemble(&batch, &prepared, &scores) {
             Ok(out_batch) => out.emit(out_batch).await,
