@@ -654,14 +654,14 @@ impl AnomalyConfig {
             (CalibrationConfig::None, Threshold::Fixed(t)) => Some(t),
             (CalibrationConfig::None, Threshold::Calibrate(_)) => None,
         };
-        if let (Some(r), Some(t)) = (self.incident.release, open) {
-            if !r.is_finite() || r > t {
-                v.error(
-                    &["incident", "release"],
-                    format!("release {r} must be a number no higher than the score that opens an incident ({t})"),
-                );
-                ok = false;
-            }
+        if let (Some(r), Some(t)) = (self.incident.release, open)
+            && (!r.is_finite() || r > t)
+        {
+            v.error(
+                &["incident", "release"],
+                format!("release {r} must be a number no higher than the score that opens an incident ({t})"),
+            );
+            ok = false;
         }
         ok
     }

@@ -83,6 +83,7 @@ pub(crate) struct FitSpec {
 
 /// A key's PCA state.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per key; boxing would add a pointer chase per row
 pub(crate) enum PcaState {
     /// Collecting fit rows since `started_ms`.
     Learning { rows: Vec<f64>, started_ms: i64 },

@@ -48,15 +48,15 @@ impl Likelihood {
     /// updated after the likelihood is computed, so a surprise is judged
     /// against the past only.
     pub fn observe(&mut self, score: f64, spec: &LikelihoodSpec) -> Option<f64> {
-        if self.recent.len() == spec.short {
-            if let Some(old) = self.recent.pop_front() {
-                self.sum -= old;
-            }
+        if self.recent.len() == spec.short
+            && let Some(old) = self.recent.pop_front()
+        {
+            self.sum -= old;
         }
         self.recent.push_back(score);
         self.sum += score;
         // Re-sum now and then so rounding does not accumulate.
-        if self.n % 4096 == 0 {
+        if self.n.is_multiple_of(4096) {
             self.sum = self.recent.iter().sum();
         }
         let avg = self.sum / self.recent.len() as f64;

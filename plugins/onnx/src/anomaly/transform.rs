@@ -36,6 +36,7 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// What scores a key's rows.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per transform
 pub(crate) enum Scorer {
     /// An ONNX model over each key's window, on the blocking pool.
     Onnx(Arc<ScoringModel>),
