@@ -102,12 +102,10 @@ pub(crate) enum PcaStep {
     Score(f64),
     /// Still learning, or unscored.
     Nothing,
-    /// The key just fitted (and saved its model when a directory is set);
-    /// `score` is the row's score under the new model.
-    Fitted {
-        saved: Result<(), String>,
-        score: f64,
-    },
+    /// The key just fitted; `save` writes its model when a directory is
+    /// set (file I/O, so the caller runs it off the async reactor); `score`
+    /// is the row's score under the new model.
+    Fitted { save: Option<Save>, score: f64 },
     /// Fitting failed; the key goes on learning from its next rows.
     Failed(FitError),
 }
@@ -195,17 +193,16 @@ impl PcaSource {
                 }
                 match PcaModel::fit_named(rows, &self.features, &spec.options) {
                     Ok(model) => {
-                        let saved = match &spec.dir {
-                            Some(dir) => save(&model, dir, key),
-                            None => Ok(()),
-                        };
                         let mut smoother = model.smoother();
                         let score = smoother.push(model.score(row).ratio);
-                        *state = PcaState::Ready {
-                            model: Arc::new(model),
-                            smoother,
-                        };
-                        PcaStep::Fitted { saved, score }
+                        let model = Arc::new(model);
+                        let save = spec.dir.as_ref().map(|dir| Save {
+                            model: model.clone(),
+                            dir: dir.clone(),
+                            file: file_name(key),
+                        });
+                        *state = PcaState::Ready { model, smoother };
+                        PcaStep::Fitted { save, score }
                     }
                     Err(e) => {
                         // Learn again from fresh rows rather than forever
@@ -228,11 +225,23 @@ fn ready(model: PcaModel) -> PcaState {
     }
 }
 
-fn save(model: &PcaModel, dir: &Path, key: Option<&str>) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    model
-        .save(&dir.join(file_name(key)))
-        .map_err(|e: ModelFileError| e.to_string())
+/// A fitted model still to be written to its key's file.
+#[derive(Debug)]
+pub(crate) struct Save {
+    model: Arc<PcaModel>,
+    dir: PathBuf,
+    file: String,
+}
+
+impl Save {
+    /// Writes the model (blocking file I/O with fsync).
+    pub fn run(self) -> Result<(), String> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
+        self.model
+            .save(&self.dir.join(&self.file))
+            .map_err(|e: ModelFileError| e.to_string())
+    }
 }
 
 fn check_features(file: &ModelFile, features: &[String], path: &Path) -> Result<(), String> {
@@ -318,8 +327,8 @@ mod tests {
         let mut scores = Vec::new();
         for (i, r) in data.chunks(3).enumerate() {
             match src.observe(&mut st, Some("pump 1"), r, i as i64) {
-                PcaStep::Fitted { saved, score } => {
-                    saved.unwrap();
+                PcaStep::Fitted { save, score } => {
+                    save.unwrap().run().unwrap();
                     fitted += 1;
                     scores.push(score);
                 }

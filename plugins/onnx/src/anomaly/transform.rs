@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::config::{AnomalyConfig, CalibrationConfig, OnInvalid, Threshold};
-use super::fitting::{PcaSource, PcaStep};
+use super::fitting::{PcaSource, PcaStep, Save};
 use super::incident::{IncidentSpec, Mark, Span};
 use super::likelihood::LikelihoodSpec;
 use super::model::ScoringModel;
@@ -237,6 +237,8 @@ struct Prepared {
     windows: Vec<f32>,
     /// Scores computed while preparing (PCA models), one per scored row.
     direct: Vec<f32>,
+    /// Models fitted while preparing, to be written off the reactor.
+    saves: Vec<(String, Save)>,
     /// Rows with a window, in order.
     scored_rows: Vec<usize>,
     /// Rows with an invalid feature.
@@ -376,6 +378,7 @@ impl AnomalyTransform {
         let mut prepared = Prepared {
             windows: Vec::new(),
             direct: Vec::new(),
+            saves: Vec::new(),
             scored_rows: Vec::new(),
             invalid_rows: Vec::new(),
             times,
@@ -419,15 +422,13 @@ impl AnomalyTransform {
                     let score = match source.observe(pca, key, &row_values, t) {
                         PcaStep::Score(s) => Some(s),
                         PcaStep::Nothing => None,
-                        PcaStep::Fitted { saved, score } => {
+                        PcaStep::Fitted { save, score } => {
                             self.handles.fitted.increment(1);
-                            fit_notes.push(match saved {
-                                Ok(()) => format!("key `{}`: fitted its model", key.unwrap_or("")),
-                                Err(e) => format!(
-                                    "key `{}`: fitted its model but could not save it: {e}",
-                                    key.unwrap_or("")
-                                ),
-                            });
+                            let name = key.unwrap_or("").to_owned();
+                            fit_notes.push(format!("key `{name}`: fitted its model"));
+                            if let Some(save) = save {
+                                prepared.saves.push((name, save));
+                            }
                             Some(score)
                         }
                         PcaStep::Failed(e) => {
@@ -603,6 +604,21 @@ impl Transform for AnomalyTransform {
             }
         };
         self.handles.keys.set(self.keys.len() as f64);
+        let saves = std::mem::take(&mut prepared.saves);
+        if !saves.is_empty() {
+            let results = sluice_core::blocking(move || {
+                saves
+                    .into_iter()
+                    .map(|(key, save)| (key, save.run()))
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+            for (key, result) in results {
+                if let Err(e) = result {
+                    warn!(pipeline = %self.pipeline, component_id = %self.id, "key `{key}`: fitted its model but could not save it: {e}");
+                }
+            }
+        }
         let invalid = prepared.invalid_rows.len();
         if invalid > 0 {
             if self.on_invalid == OnInvalid::Drop {
