@@ -11,6 +11,7 @@ use sluice_core::{BufferConfig, BuildCx, BuildError, TransformConfig, Validator}
 
 use crate::config::{FACTS_PLACEHOLDER, SamplingConfig, SummarizeConfig};
 use crate::engine::{self, EngineError};
+use crate::escalate::Escalator;
 use crate::facts::Layout;
 use crate::transform::SummarizeTransform;
 
@@ -22,7 +23,10 @@ pub const FETCH_HELP: &str = "run `models/slm/fetch.sh` to fetch the default mod
 (SmolLM2-135M-Instruct.Q4_1.gguf into models/slm/), or point `model` at any \
 llama-architecture GGUF file";
 
-/// The digest rows: one per closed, non-empty window.
+/// The digest rows: one per closed, non-empty window. The last three
+/// columns are null without `escalate:`: the endpoint's answer (null when it
+/// failed or escalation is paused), the request bytes sent, and the window's
+/// events as JSON lines in bytes (what sending them raw would cost).
 pub fn output_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("window_start", TIMESTAMP_MS, false),
@@ -35,6 +39,9 @@ pub fn output_schema() -> SchemaRef {
         Field::new("prompt_tokens", DataType::UInt32, false),
         Field::new("generated_tokens", DataType::UInt32, false),
         Field::new("generation_seconds", DataType::Float64, false),
+        Field::new("escalated_summary", DataType::Utf8, true),
+        Field::new("escalation_bytes", DataType::UInt64, true),
+        Field::new("window_bytes", DataType::UInt64, true),
     ]))
 }
 
@@ -201,6 +208,9 @@ impl SummarizeConfig {
             );
             ok = false;
         }
+        if let Some(e) = &self.escalate {
+            ok &= e.check(v).is_some();
+        }
         ok.then(|| Layout {
             time,
             kind: self.kind.clone(),
@@ -284,6 +294,19 @@ impl TransformConfig for SummarizeConfig {
             }
             e => BuildError::context(format!("component `{}`", cx.id), e),
         })?;
-        Ok(SummarizeTransform::new(self, cx, layout, engine))
+        let escalator = match &self.escalate {
+            None => None,
+            Some(e) => {
+                let mut v = Validator::new();
+                let (endpoint, token) = e.check(&mut v).ok_or_else(|| {
+                    BuildError::msg(format!("component `{}`: bad `escalate` settings", cx.id))
+                })?;
+                let esc = Escalator::new(e, endpoint, token, &cx.metrics).map_err(|reason| {
+                    BuildError::msg(format!("component `{}`: escalate: {reason}", cx.id))
+                })?;
+                Some(esc)
+            }
+        };
+        Ok(SummarizeTransform::new(self, cx, layout, engine, escalator))
     }
 }

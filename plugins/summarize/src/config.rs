@@ -10,6 +10,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use sluice_core::{BufferConfig, EnvString, HumanDuration};
 
 use crate::engine::Sampling;
+use crate::escalate::EscalateConfig;
 use crate::facts::SeverityRules;
 
 /// Placeholder in `prompt` replaced by the facts.
@@ -117,6 +118,11 @@ pub struct SummarizeConfig {
     /// the same model and settings).
     #[serde(default = "default_queue")]
     pub queue: NonZeroUsize,
+    /// Also send each digest and its compact facts (never the events) to an
+    /// OpenAI-compatible chat endpoint and put its answer in
+    /// `escalated_summary`; see [`EscalateConfig`].
+    #[serde(default)]
+    pub escalate: Option<EscalateConfig>,
 }
 
 fn nz(n: usize) -> NonZeroUsize {
@@ -251,6 +257,20 @@ mod tests {
                 temperature: 0.7
             }
         );
+    }
+
+    #[test]
+    fn escalate_takes_a_url_and_defaults_to_a_short_timeout() {
+        let c = parse("inputs: [a]\nmodel: m.gguf\nevery: 5m\nescalate: {url: 'http://h:1'}\n")
+            .unwrap();
+        let e = c.escalate.unwrap();
+        assert_eq!(e.url.as_str(), "http://h:1");
+        assert_eq!(e.timeout.get(), Duration::from_secs(5));
+        assert_eq!(e.pause.get(), Duration::from_secs(30));
+        assert!(e.model.is_none() && e.api_key_env.is_none());
+        let err =
+            parse("inputs: [a]\nmodel: m.gguf\nescalate: {url: x, timout: 1s}\n").unwrap_err();
+        assert!(err.contains("timout"), "{err}");
     }
 
     #[test]

@@ -102,8 +102,13 @@ impl Digester {
             &self.system,
             &self.prompt,
             FACTS_PLACEHOLDER,
-            &facts.prompt_text(self.top),
+            &self.facts_text(facts),
         )
+    }
+
+    /// The compact facts of `facts` as the model reads them.
+    pub fn facts_text(&self, facts: &Facts) -> String {
+        facts.prompt_text(self.top)
     }
 
     fn sampling(&self, attempt: usize) -> Sampling {

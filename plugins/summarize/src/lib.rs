@@ -26,12 +26,17 @@
 //!
 //! The model runs with llama.cpp on its own OS thread ([`engine`]), shared by
 //! every pipeline naming the same file.
+//!
+//! With `escalate:` set, each digest and its compact facts also go to an
+//! OpenAI-compatible chat endpoint, whose answer fills `escalated_summary`
+//! of the same row when it comes within the timeout ([`escalate`]).
 #![warn(missing_docs)]
 
 mod check;
 mod config;
 pub mod digest;
 pub mod engine;
+pub mod escalate;
 pub mod eval;
 pub mod facts;
 pub mod grammar;

@@ -19,6 +19,7 @@ use crate::check::output_schema;
 use crate::config::SummarizeConfig;
 use crate::digest::{Author, Digest, Digester};
 use crate::engine::Engine;
+use crate::escalate::{Escalation, Escalator};
 use crate::facts::{Collector, Facts, Layout};
 
 /// At most one warning per this interval for each kind of problem.
@@ -54,6 +55,10 @@ pub struct SummarizeTransform {
     pipeline: Arc<str>,
     id: Arc<str>,
     last_warning: Option<Instant>,
+    escalator: Option<Escalator>,
+    /// The open window's events as JSON lines, in bytes; counted only with
+    /// an escalator (it is what escalation is compared against).
+    window_bytes: u64,
 }
 
 fn now_ms() -> i64 {
@@ -68,6 +73,7 @@ impl SummarizeTransform {
         cx: &BuildCx,
         layout: Layout,
         engine: Arc<Engine>,
+        escalator: Option<Escalator>,
     ) -> Self {
         Self {
             digester: Digester::new(cfg, engine),
@@ -90,6 +96,8 @@ impl SummarizeTransform {
             pipeline: cx.pipeline.clone(),
             id: cx.id.clone(),
             last_warning: None,
+            escalator,
+            window_bytes: 0,
         }
     }
 
@@ -114,8 +122,8 @@ impl SummarizeTransform {
         &self,
         facts: &Facts,
         d: &Digest,
-        start: i64,
-        end: i64,
+        escalated: Option<(Escalation, u64)>,
+        (start, end): (i64, i64),
     ) -> Result<RecordBatch, ComponentError> {
         let model = match d.author {
             Author::Model => self.digester.model_name().to_owned(),
@@ -133,6 +141,13 @@ impl SummarizeTransform {
             Arc::new(UInt32Array::from(vec![clamp(d.prompt_tokens)])),
             Arc::new(UInt32Array::from(vec![clamp(d.generated_tokens)])),
             Arc::new(Float64Array::from(vec![d.generation_seconds])),
+            Arc::new(StringArray::from(vec![
+                escalated.as_ref().and_then(|(e, _)| e.answer.as_deref()),
+            ])),
+            Arc::new(UInt64Array::from(vec![
+                escalated.as_ref().and_then(|(e, _)| e.sent_bytes),
+            ])),
+            Arc::new(UInt64Array::from(vec![escalated.as_ref().map(|(_, w)| *w)])),
         ];
         RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| {
             ComponentError::internal("digest_row", format!("building the digest row: {e}"))
@@ -158,9 +173,26 @@ impl SummarizeTransform {
                     "Model summary unusable; used the template summary.");
             }
         }
-        let row = self.row(&facts, &digest, opened_ms, now_ms())?;
+        let window_bytes = std::mem::take(&mut self.window_bytes);
+        let escalated = match &mut self.escalator {
+            Some(esc) => {
+                let text = self.digester.facts_text(&facts);
+                Some((
+                    esc.escalate(&digest.summary, &text, window_bytes).await,
+                    window_bytes,
+                ))
+            }
+            None => None,
+        };
+        let row = self.row(&facts, &digest, escalated, (opened_ms, now_ms()))?;
         out.emit(row).await
     }
+}
+
+/// Bytes of `rows` of `batch` as JSON lines: what shipping them raw costs.
+fn json_bytes(batch: &RecordBatch, rows: std::ops::Range<usize>) -> u64 {
+    let slice = batch.slice(rows.start, rows.len());
+    sluice_core::json::to_json_lines(&slice).map_or(0, |b| b.len() as u64)
 }
 
 impl Transform for SummarizeTransform {
@@ -177,6 +209,9 @@ impl Transform for SummarizeTransform {
                 usize::try_from(m.saturating_sub(self.collector.events())).unwrap_or(usize::MAX)
             });
             let end = start + room.clamp(1, n - start);
+            if self.escalator.is_some() {
+                self.window_bytes += json_bytes(&batch, start..end);
+            }
             let dropped = self
                 .collector
                 .add(&batch, start..end, arrival)

@@ -412,4 +412,24 @@ pub fn describe_all() {
         Unit::Count,
         "Extra generations after an answer failed the grounding check."
     );
+    describe_counter!(
+        SUMMARIZE_ESCALATIONS_TOTAL,
+        Unit::Count,
+        "Digests handled by a summarize escalation, by outcome."
+    );
+    describe_counter!(
+        SUMMARIZE_ESCALATION_FAILURES_TOTAL,
+        Unit::Count,
+        "Escalations that brought no answer, by reason."
+    );
+    describe_counter!(
+        SUMMARIZE_ESCALATION_SENT_BYTES_TOTAL,
+        Unit::Bytes,
+        "Request bytes sent to the escalation endpoint."
+    );
+    describe_counter!(
+        SUMMARIZE_ESCALATION_WINDOW_BYTES_TOTAL,
+        Unit::Bytes,
+        "Event bytes (JSON lines) behind the escalated digests."
+    );
 }

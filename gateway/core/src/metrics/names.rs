@@ -67,3 +67,18 @@ pub const ANOMALY_SUPPRESSED_TOTAL: &str = "sluice_anomaly_suppressed_openings_t
 pub const SUMMARIZE_FALLBACKS_TOTAL: &str = "sluice_summarize_fallbacks_total";
 /// Extra generations run because an answer failed the grounding check.
 pub const SUMMARIZE_REGENERATIONS_TOTAL: &str = "sluice_summarize_regenerations_total";
+/// Digests a `summarize` transform with `escalate:` handled, by `outcome`:
+/// `answered` (the endpoint's answer is in the row), `failed` (see
+/// [`SUMMARIZE_ESCALATION_FAILURES_TOTAL`]) or `paused` (not sent: the
+/// endpoint failed recently).
+pub const SUMMARIZE_ESCALATIONS_TOTAL: &str = "sluice_summarize_escalations_total";
+/// Escalations that brought no answer, by `reason` (`connect`, `timeout`,
+/// `tls`, `http_status`, `bad_answer`, `transport`).
+pub const SUMMARIZE_ESCALATION_FAILURES_TOTAL: &str = "sluice_summarize_escalation_failures_total";
+/// Request bytes sent to the escalation endpoint (digest and compact facts).
+pub const SUMMARIZE_ESCALATION_SENT_BYTES_TOTAL: &str =
+    "sluice_summarize_escalation_sent_bytes_total";
+/// Bytes of the events behind the escalated digests, as JSON lines: what
+/// sending the raw events instead would have cost.
+pub const SUMMARIZE_ESCALATION_WINDOW_BYTES_TOTAL: &str =
+    "sluice_summarize_escalation_window_bytes_total";

@@ -167,8 +167,38 @@ fn a_valid_config_yields_the_digest_schema() {
             "model",
             "prompt_tokens",
             "generated_tokens",
-            "generation_seconds"
+            "generation_seconds",
+            "escalated_summary",
+            "escalation_bytes",
+            "window_bytes"
         ]
     );
     assert!(v.into_issues().is_empty());
+}
+
+#[test]
+fn a_bad_escalation_url_is_an_error_at_its_own_path() {
+    for (url, says) in [
+        ("localhost:8080", "must start with http:// or https://"),
+        ("http://host/v1?key=1", "has a query string"),
+        ("https://me:pw@host", "carries credentials"),
+    ] {
+        let cfg = parse(&format!(
+            "inputs: [a]\nmodel: {}\nevery: 5m\nescalate: {{url: '{url}'}}\n",
+            model_path().display()
+        ));
+        let e = errors(&cfg);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].path, vec!["escalate", "url"]);
+        assert!(e[0].message.contains(says), "{}", e[0].message);
+        assert!(!e[0].message.contains("pw@"), "{}", e[0].message);
+    }
+    let cfg = parse(&format!(
+        "inputs: [a]\nmodel: {}\nevery: 5m\nescalate: {{url: 'http://127.0.0.1:1', \
+         api_key_env: SLUICE_TEST_SURELY_UNSET_KEY}}\n",
+        model_path().display()
+    ));
+    let e = errors(&cfg);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].path, vec!["escalate", "api_key_env"]);
 }

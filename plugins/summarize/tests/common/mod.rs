@@ -180,8 +180,19 @@ pub struct Replayed {
     pub fallback: Option<&'static str>,
 }
 
-/// Runs `batch` through a freshly built transform and returns its digest.
-pub async fn replay(cfg: &SummarizeConfig, batch: &EvalBatch) -> Replayed {
+/// What one run of a batch through a freshly built transform produced.
+pub struct Run {
+    /// Every digest row emitted, in order.
+    pub rows: Vec<RecordBatch>,
+    /// The metrics the transform recorded.
+    pub capture: MetricsCapture,
+    /// Wall time from the first row in to the last digest out.
+    pub wall_seconds: f64,
+}
+
+/// Runs `batch` through a freshly built transform (one `process` call, then
+/// `finish`) and returns every digest row it emitted.
+pub async fn run(cfg: &SummarizeConfig, batch: &EvalBatch) -> Run {
     let capture = MetricsCapture::new();
     let labels = ComponentLabels::new("eval", "digest", ComponentKind::Transform, "summarize");
     let metrics = capture.scoped(|| ComponentMetrics::new(labels));
@@ -194,7 +205,7 @@ pub async fn replay(cfg: &SummarizeConfig, batch: &EvalBatch) -> Replayed {
     let mut transform = capture
         .scoped(|| cfg.build(&cx))
         .unwrap_or_else(|e| panic!("building the transform for {}: {e}", batch.id));
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(64);
     let mut emitter = Emitter::new(
         vec![Output {
             tx,
@@ -203,25 +214,37 @@ pub async fn replay(cfg: &SummarizeConfig, batch: &EvalBatch) -> Replayed {
         }],
         metrics,
     );
-    let rows = batch.record_batch();
+    let input = batch.record_batch();
     let started = Instant::now();
     transform
-        .process(Msg::Rows(rows), &mut emitter)
+        .process(Msg::Rows(input), &mut emitter)
         .await
         .unwrap();
     transform.finish(&mut emitter).await.unwrap();
     let wall_seconds = started.elapsed().as_secs_f64();
-    let Ok(Delivery {
+    let mut rows = Vec::new();
+    while let Ok(Delivery {
         msg: Msg::Rows(b), ..
     }) = rx.try_recv()
-    else {
-        panic!("batch {}: no digest row", batch.id);
-    };
-    assert!(
-        rx.try_recv().is_err(),
-        "batch {}: two digest rows",
-        batch.id
-    );
+    {
+        rows.push(b);
+    }
+    Run {
+        rows,
+        capture,
+        wall_seconds,
+    }
+}
+
+/// Runs `batch` through a freshly built transform and returns its digest.
+pub async fn replay(cfg: &SummarizeConfig, batch: &EvalBatch) -> Replayed {
+    let Run {
+        rows,
+        capture,
+        wall_seconds,
+    } = run(cfg, batch).await;
+    assert_eq!(rows.len(), 1, "batch {}: expected one digest row", batch.id);
+    let b = &rows[0];
     let s = |n: &str| {
         b.column_by_name(n)
             .unwrap()
