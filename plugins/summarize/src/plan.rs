@@ -198,9 +198,14 @@ impl Plan {
         s.join(" ")
     }
 
-    /// GBNF for an assessment: a lead sentence (a peak, optionally followed
-    /// by a share; or a share, optionally followed by the next kind), then a
-    /// check, then optionally where to start.
+    /// GBNF for an assessment: a lead (the first measure's peak, optionally
+    /// another peak, optionally a share; without measures a share,
+    /// optionally followed by the next kind), then a check, then optionally
+    /// where to start.
+    ///
+    /// The first measure's peak always leads: the configuration lists the
+    /// measure that matters most first, and left free to choose, the model
+    /// named it in only 44 of 64 harness digests.
     pub fn grammar(&self) -> String {
         let mut rules = Vec::new();
         let mut rule = |name: &str, alts: &[String]| {
@@ -211,34 +216,36 @@ impl Plan {
             rules.push(format!("{name} ::= {}", body.join(" | ")));
             true
         };
-        let (peak, share, next) = (
-            rule("peak", &self.peaks),
+        let (peak, more, share, next) = (
+            rule("peak", &self.peaks[..self.peaks.len().min(1)]),
+            rule("more", self.peaks.get(1..).unwrap_or_default()),
             rule("share", &self.shares),
             rule("next", &self.next),
         );
         rule("check", &self.checks);
         let start = rule("start", &self.starts);
-        let mut leads = Vec::new();
-        if peak {
-            leads.push(if share {
-                "peak \" \" (share \" \")?"
-            } else {
-                "peak \" \""
-            });
-        }
-        if share {
-            leads.push(if next {
-                "share \" \" (next \" \")?"
-            } else {
-                "share \" \""
-            });
-        }
-        if leads.is_empty() && next {
-            leads.push("next \" \"");
-        }
-        let lead = match leads.len() {
-            0 => String::new(),
-            _ => format!("({}) ", leads.join(" | ")),
+        let lead = if peak {
+            let mut lead = String::from("peak \" \"");
+            if more {
+                lead.push_str(" (more \" \")?");
+            }
+            if share {
+                lead.push_str(" (share \" \")?");
+            }
+            lead
+        } else if share && next {
+            "share \" \" (next \" \")?".into()
+        } else if share {
+            "share \" \"".into()
+        } else if next {
+            "next \" \"".into()
+        } else {
+            String::new()
+        };
+        let lead = if lead.is_empty() {
+            lead
+        } else {
+            format!("({lead}) ")
         };
         let tail = if start { " (\" \" start)?" } else { "" };
         let mut out = format!("root ::= {lead}check{tail}\n");
@@ -364,13 +371,36 @@ mod tests {
         let root = g.lines().next().unwrap();
         assert_eq!(
             root,
-            "root ::= (peak \" \" (share \" \")? | share \" \" (next \" \")?) check (\" \" start)?"
+            "root ::= (peak \" \" (share \" \")?) check (\" \" start)?"
         );
         assert!(
             g.contains("next ::= \"oddity followed with 3 events.\"\n"),
             "{g}"
         );
         assert!(!g.contains("[a-z"), "no free words: {g}");
+    }
+
+    #[test]
+    fn the_first_measure_leads_and_another_peak_may_follow() {
+        let mut f = facts();
+        f.peaks.push(Peak {
+            column: "score".into(),
+            value: 0.9,
+            at_ms: 1_709_280_050_000,
+            keys: vec![("zone".into(), "checkout-2".into())],
+        });
+        let g = Plan::new(&f, 5).grammar();
+        assert!(
+            g.starts_with(
+                "root ::= (peak \" \" (more \" \")? (share \" \")?) check (\" \" start)?\n"
+            ),
+            "{g}"
+        );
+        assert!(g.contains("peak ::= \"The highest dwell_s was 41.5"), "{g}");
+        assert!(
+            g.contains("more ::= \"The highest score was 0.9 in checkout-2"),
+            "{g}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A subset of the digest harness (`bench/digests/`) with the real model:
 //! every digest is grounded, on topic, made of English words and whole
-//! sentences, names the top entity and kind, and the same input gives the
-//! same digest twice.
+//! sentences, names the top entity and kind and the first measure's peak, and
+//! the same input gives the same digest twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -83,7 +83,7 @@ async fn harness_subset_digests_are_clean_and_name_what_matters() {
             r.summary
         );
         assert!(
-            s.top_entity && s.top_kind && s.severity,
+            s.top_entity && s.top_kind && s.peak && s.severity,
             "{}: {s:?}\n{}",
             b.id,
             r.summary
