@@ -2,7 +2,7 @@
 //! building the running transform.
 
 use std::fmt;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +64,12 @@ pub struct AnomalyConfig {
     /// model sees it (what the shipped models expect).
     #[serde(default = "default_normalize")]
     pub normalize: bool,
+    /// With `normalize`: a level a feature holds for a while, far from its
+    /// running mean, becomes its mean at once (see `state.rs`), so a level
+    /// shift is one incident rather than one per cool-down while the slow
+    /// statistics catch up.
+    #[serde(default = "default_rebase")]
+    pub rebase: bool,
     /// Rows a key must have seen before its first score, so its running
     /// statistics settle; at least `history`. Default: the larger of
     /// `history` and 128.
@@ -164,7 +170,7 @@ pub const DEFAULT_THRESHOLD: f64 = 0.9;
 pub const DEFAULT_LIKELIHOOD_THRESHOLD: f64 = 0.9;
 
 /// Default raw score a row needs besides its likelihood.
-pub const DEFAULT_MIN_SCORE: f64 = 0.97;
+pub const DEFAULT_MIN_SCORE: f64 = 0.9;
 
 /// Name of the likelihood column.
 pub const LIKELIHOOD_COLUMN: &str = "anomaly_likelihood";
@@ -226,6 +232,47 @@ pub struct LikelihoodConfig {
     /// surprise for the key must also be anomalous for the model.
     #[serde(default = "default_min_score")]
     pub min_score: f64,
+    /// When short spikes are part of a key's normal behaviour.
+    #[serde(default)]
+    pub spikes: SpikesConfig,
+}
+
+/// Recurring short spikes: a key that has them often (a valve that kicks,
+/// a bursty CPU metric) needs a lasting high score to raise an incident; a
+/// key that rarely spikes keeps its first spike a surprise.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SpikesConfig {
+    /// Raw score that counts as high; a spike starts on a high row after a
+    /// row below it.
+    #[serde(default = "default_spike_score")]
+    pub score: f64,
+    /// Spikes within about `long` scores that make them normal for the key.
+    #[serde(default = "default_spike_count")]
+    pub count: u32,
+    /// High rows in a row a row of a spiky key needs.
+    #[serde(default = "default_persist")]
+    pub persist: NonZeroU32,
+}
+
+fn default_spike_score() -> f64 {
+    0.95
+}
+fn default_spike_count() -> u32 {
+    3
+}
+fn default_persist() -> NonZeroU32 {
+    NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN)
+}
+
+impl Default for SpikesConfig {
+    fn default() -> Self {
+        Self {
+            score: default_spike_score(),
+            count: default_spike_count(),
+            persist: default_persist(),
+        }
+    }
 }
 
 fn default_short() -> NonZeroUsize {
@@ -252,6 +299,7 @@ impl Default for LikelihoodConfig {
             learn: default_learn(),
             min_std: default_min_std(),
             min_score: default_min_score(),
+            spikes: SpikesConfig::default(),
         }
     }
 }
@@ -303,10 +351,13 @@ pub struct IncidentConfig {
 }
 
 fn default_quiet() -> Span {
-    Span::Rows(30)
+    Span::Rows(40)
 }
 fn default_cooldown() -> Span {
     Span::Rows(150)
+}
+fn default_rebase() -> bool {
+    true
 }
 
 impl Default for IncidentConfig {
@@ -620,6 +671,13 @@ impl AnomalyConfig {
                 v.error(
                     &["calibration", "min_std"],
                     "`min_std` must be a positive number",
+                );
+                ok = false;
+            }
+            if !(l.spikes.score.is_finite() && l.spikes.score > 0.0 && l.spikes.score < 1.0) {
+                v.error(
+                    &["calibration", "spikes", "score"],
+                    "`score` must be a raw score in (0, 1), e.g. 0.95",
                 );
                 ok = false;
             }

@@ -12,6 +12,13 @@
 //! Ahmad et al., "Unsupervised real-time anomaly detection for streaming
 //! data" (Neurocomputing 262, 2017), with running statistics instead of a
 //! stored window so a key costs a few dozen bytes.
+//!
+//! A key also remembers its short spikes: rows whose raw score crosses
+//! `spike_score` after a row below it. A key that saw `spikes` of them
+//! within about `horizon` scores is spiky: a one- or two-row spike is part
+//! of its normal behaviour (a valve that kicks, a bursty CPU), so a row of
+//! it needs `persist` high rows in a row. A key that rarely spikes keeps
+//! its first spike a surprise.
 
 use std::collections::VecDeque;
 
@@ -27,9 +34,24 @@ pub(crate) struct LikelihoodSpec {
     /// Floor of the long-run standard deviation, so a key whose scores
     /// never moved does not call the first small wobble a surprise.
     pub min_std: f64,
-    /// Raw score a row needs besides its likelihood (applied by the
-    /// transform).
+    /// Raw score a row needs besides its likelihood.
     pub min_score: f64,
+    /// Raw score that counts as a spike.
+    pub spike_score: f64,
+    /// Spikes within about `horizon` scores that make a key spiky.
+    pub spikes: f64,
+    /// High rows in a row a spiky key needs.
+    pub persist: u32,
+}
+
+/// What a key's likelihood says of one row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Judged {
+    /// The anomaly likelihood of the current short mean.
+    pub likelihood: f64,
+    /// Whether the raw score passes: at least `min_score`, and for a spiky
+    /// key `persist` rows at or above `spike_score` in a row.
+    pub raw_ok: bool,
 }
 
 /// Running state of one key.
@@ -40,14 +62,32 @@ pub(crate) struct Likelihood {
     n: u64,
     mean: f64,
     var: f64,
+    /// Spike onsets, decayed with the long-run time constant.
+    onsets: f64,
+    /// High rows in a row, up to now.
+    run: u32,
 }
 
 impl Likelihood {
-    /// Adds `score` and returns the likelihood of the current short mean,
-    /// or `None` while the key is still learning. The statistics are
-    /// updated after the likelihood is computed, so a surprise is judged
-    /// against the past only.
-    pub fn observe(&mut self, score: f64, spec: &LikelihoodSpec) -> Option<f64> {
+    /// Adds a raw score (a probability) and judges it, or returns `None`
+    /// while the key is still learning. The key's memory is updated after
+    /// the judgement, so a row is judged against the past only.
+    pub fn judge(&mut self, raw: f64, spec: &LikelihoodSpec) -> Option<Judged> {
+        let high = raw >= spec.spike_score;
+        let onset = high && self.run == 0;
+        self.run = if high { self.run.saturating_add(1) } else { 0 };
+        let spiky = self.onsets >= spec.spikes;
+        self.onsets = self.onsets * (1.0 - 1.0 / spec.horizon) + f64::from(u8::from(onset));
+        let raw_ok = raw >= spec.min_score && (!spiky || self.run >= spec.persist);
+        self.observe(log_odds(raw), spec)
+            .map(|likelihood| Judged { likelihood, raw_ok })
+    }
+
+    /// Adds `score` (log-odds) and returns the likelihood of the current
+    /// short mean, or `None` while the key is still learning. The
+    /// statistics are updated after the likelihood is computed, so a
+    /// surprise is judged against the past only.
+    fn observe(&mut self, score: f64, spec: &LikelihoodSpec) -> Option<f64> {
         if self.recent.len() == spec.short
             && let Some(old) = self.recent.pop_front()
         {
@@ -71,6 +111,14 @@ impl Likelihood {
         self.var = (1.0 - a) * (self.var + a * d * d);
         out
     }
+}
+
+/// Log-odds of a probability, clamped so 0 and 1 stay finite. The
+/// likelihood's Gaussian fits these far better than the raw scores, which
+/// crowd at both ends of (0, 1).
+pub(crate) fn log_odds(p: f64) -> f64 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
 }
 
 /// `Φ(z)`, the standard normal distribution function, accurate to about
@@ -110,6 +158,9 @@ mod tests {
             learn: 100,
             min_std: 1e-3,
             min_score: 0.0,
+            spike_score: 0.95,
+            spikes: 3.0,
+            persist: 3,
         }
     }
 
@@ -178,6 +229,36 @@ mod tests {
         }
         assert!(q > 0.99999, "{q}");
         assert!(n < 0.99, "{n}");
+    }
+
+    #[test]
+    fn recurring_spikes_need_persistence_and_a_first_spike_does_not() {
+        let s = LikelihoodSpec {
+            min_score: 0.9,
+            horizon: 2000.0,
+            ..spec()
+        };
+        let mut l = Likelihood::default();
+        for _ in 0..200 {
+            l.judge(0.1, &s);
+        }
+        // The key's first spike passes on its own.
+        assert!(l.judge(0.99, &s).unwrap().raw_ok);
+        for k in 0..3 {
+            for _ in 0..100 {
+                l.judge(0.1, &s);
+            }
+            // Fewer than 3 spikes (decayed) so far: not yet spiky.
+            assert!(l.judge(0.99, &s).unwrap().raw_ok, "spike {k}");
+        }
+        for _ in 0..100 {
+            l.judge(0.1, &s);
+        }
+        // Now a lone spike is ordinary; three high rows in a row are not.
+        let run: Vec<bool> = (0..3).map(|_| l.judge(0.99, &s).unwrap().raw_ok).collect();
+        assert_eq!(run, [false, false, true]);
+        // A score below `min_score` never passes.
+        assert!(!l.judge(0.5, &s).unwrap().raw_ok);
     }
 
     #[test]

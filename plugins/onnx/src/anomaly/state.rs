@@ -17,6 +17,16 @@ use super::likelihood::Likelihood;
 /// the statistics, so an anomaly barely shifts the baseline it is judged by.
 const CLIP_SIGMAS: f64 = 4.0;
 
+/// A feature whose last `history` rows average more than this many standard
+/// deviations from its running mean, for [`REBASE_ROWS`] rows in a row, has
+/// settled at a new level: its running mean moves there at once. Both were
+/// chosen on the tuning part of `models/anomaly/corpus.py` (see
+/// `models/anomaly/README.md`).
+const REBASE_SIGMAS: f64 = 2.0;
+/// Rows a feature must stay away (see [`REBASE_SIGMAS`]) before it is
+/// rebased.
+const REBASE_ROWS: u32 = 40;
+
 /// Standardised values fed to a model are clipped to this many standard
 /// deviations: a larger deviation says nothing more, and the models are
 /// trained on clipped windows (`INPUT_CLIP` in `models/anomaly/features.py`).
@@ -32,6 +42,8 @@ pub(crate) struct Normalizer {
     n: u64,
     mean: f64,
     var: f64,
+    /// Rows in a row the recent mean sat far from `mean`.
+    away: u32,
 }
 
 impl Normalizer {
@@ -42,6 +54,21 @@ impl Normalizer {
     }
 
     /// Adds `x`; values are clipped once `warmup` rows were seen.
+    /// After an update: counts the rows whose `recent` mean sat more than
+    /// [`REBASE_SIGMAS`] away, and moves the mean there after
+    /// [`REBASE_ROWS`] of them in a row.
+    fn settle(&mut self, recent: f64) {
+        if (recent - self.mean).abs() > REBASE_SIGMAS * self.var.sqrt() {
+            self.away += 1;
+        } else {
+            self.away = 0;
+        }
+        if self.away >= REBASE_ROWS {
+            self.mean = recent;
+            self.away = 0;
+        }
+    }
+
     fn update(&mut self, x: f64, alpha: f64, warmup: u64) {
         let x = if self.n >= warmup {
             let s = self.var.sqrt();
@@ -70,6 +97,8 @@ pub(crate) struct WindowSpec {
     pub alpha: f64,
     /// Whether to standardise; otherwise raw values are fed to the model.
     pub normalize: bool,
+    /// Whether a feature that settles at a new level is rebased there.
+    pub rebase: bool,
 }
 
 /// Threshold calibration of one key: scores seen during the calibration
@@ -237,6 +266,13 @@ impl KeyState {
             for (s, x) in self.stats.iter_mut().zip(row) {
                 s.update(*x, spec.alpha, spec.warmup);
             }
+            if spec.rebase && scorable {
+                let rows = (self.ring.len() / spec.features) as f64;
+                for (f, s) in self.stats.iter_mut().enumerate() {
+                    let sum: f64 = self.ring.iter().skip(f).step_by(spec.features).sum();
+                    s.settle(sum / rows);
+                }
+            }
         }
         self.seen += 1;
         scorable
@@ -254,6 +290,7 @@ mod tests {
             warmup,
             alpha: 1.0 / 1000.0,
             normalize: true,
+            rebase: true,
         }
     }
 
@@ -296,6 +333,34 @@ mod tests {
         for (got, want) in out.iter().zip(want) {
             assert!((f64::from(*got) - want).abs() < 1e-5, "{got} vs {want}");
         }
+    }
+
+    /// Feature 0 wobbles around 0, then around 50 from row 300; feature 1
+    /// wobbles around 0 with a spread of 10 throughout.
+    fn shifted_key(s: &WindowSpec) -> KeyState {
+        let mut k = KeyState::new(s, tokio::time::Instant::now(), false);
+        let mut out = Vec::new();
+        for i in 0..400 {
+            let wobble = if i % 2 == 0 { -1.0 } else { 1.0 };
+            let level = if i < 300 { 0.0 } else { 50.0 };
+            k.observe(&[level + wobble, 10.0 * wobble], s, &mut out);
+        }
+        k
+    }
+
+    #[test]
+    fn a_feature_that_settles_at_a_new_level_is_rebased_there() {
+        let s = WindowSpec {
+            features: 2,
+            ..spec(4, 8)
+        };
+        let k = shifted_key(&WindowSpec { rebase: false, ..s });
+        // Clipped at 4 sd, the running mean has barely followed the shift.
+        assert!(k.stats[0].mean < 25.0, "{}", k.stats[0].mean);
+        let k = shifted_key(&s);
+        // 40 rows away from it, then moved to the last 4 rows' mean.
+        assert!((k.stats[0].mean - 50.0).abs() < 1.0, "{}", k.stats[0].mean);
+        assert!(k.stats[1].mean.abs() < 1.0, "{}", k.stats[1].mean);
     }
 
     #[test]

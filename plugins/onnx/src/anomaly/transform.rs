@@ -159,14 +159,6 @@ impl KeyTable {
     }
 }
 
-/// Log-odds of a probability score, bounded so 0 and 1 stay finite: the
-/// likelihood's Gaussian fits these far better than the raw scores, which
-/// pile up near 0 and 1.
-fn log_odds(p: f64) -> f64 {
-    let p = p.clamp(1e-6, 1.0 - 1e-6);
-    (p / (1.0 - p)).ln()
-}
-
 /// The added columns of one batch, filled row by row.
 struct Decided {
     score: Vec<Option<f64>>,
@@ -299,6 +291,9 @@ impl AnomalyTransform {
                 learn: l.learn as u64,
                 min_std: l.min_std,
                 min_score: l.min_score,
+                spike_score: l.spikes.score,
+                spikes: f64::from(l.spikes.count),
+                persist: l.spikes.persist.get(),
             }),
         };
         Ok(Self {
@@ -309,6 +304,7 @@ impl AnomalyTransform {
                 warmup: config.effective_warmup() as u64,
                 alpha: 1.0 / config.horizon.get() as f64,
                 normalize: config.normalize,
+                rebase: config.normalize && config.rebase,
             },
             fixed_threshold,
             calibration,
@@ -513,9 +509,9 @@ impl AnomalyTransform {
             // likelihood says the score is ordinary for it), and the score
             // that opens an incident.
             let decision = match (&self.likelihood, &self.calibration) {
-                (Some(spec), _) => state.likelihood.observe(log_odds(s), spec).map(|l| {
-                    cols.likelihood[row] = Some(l);
-                    let surprising = l >= self.fixed_threshold;
+                (Some(spec), _) => state.likelihood.judge(s, spec).map(|j| {
+                    cols.likelihood[row] = Some(j.likelihood);
+                    let surprising = j.likelihood >= self.fixed_threshold && j.raw_ok;
                     (if surprising { s } else { 0.0 }, spec.min_score)
                 }),
                 (None, Some(spec)) => state
