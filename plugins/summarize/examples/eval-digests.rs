@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sluice_plugin_summarize::eval::{self, DEFAULT_DICTIONARY, Dictionary, Score};
-use sluice_plugin_summarize::{FALLBACK_REASONS, engine};
+use sluice_plugin_summarize::{FALLBACK_REASONS, engine, escalate};
 
 struct Args {
     model: PathBuf,
@@ -213,6 +213,9 @@ async fn main() {
     let mut cover = [0usize; 4];
     let (mut secs20, mut secs500, mut secs_all) = (Vec::new(), Vec::new(), Vec::new());
     let (mut ptok, mut gtok) = (0u64, 0u64);
+    // What `escalate:` would send for each digest against the events.
+    let (mut sent20, mut sent500, mut raw20, mut raw500) = (vec![], vec![], vec![], vec![]);
+    let (mut sent_all, mut raw_all) = (0u64, 0u64);
     for b in &batches {
         let cfg = b.config(&a.model, &a.extra);
         let facts = b.facts(&cfg);
@@ -251,6 +254,25 @@ async fn main() {
             _ => {}
         }
         secs_all.push(r.wall_seconds);
+        let sent = escalate::request(
+            None,
+            escalate::DEFAULT_SYSTEM,
+            &r.summary,
+            &facts.prompt_text(cfg.top.get()),
+            160,
+        )
+        .len() as u64;
+        let raw = sluice_core::json::to_json_lines(&b.record_batch()).map_or(0, |j| j.len() as u64);
+        (sent_all, raw_all) = (sent_all + sent, raw_all + raw);
+        let by_size = match b.events() {
+            20 => Some((&mut sent20, &mut raw20)),
+            500 => Some((&mut sent500, &mut raw500)),
+            _ => None,
+        };
+        if let Some((s, w)) = by_size {
+            s.push(sent as f64);
+            w.push(raw as f64);
+        }
         ptok += u64::from(r.prompt_tokens);
         gtok += u64::from(r.generated_tokens);
         println!(
@@ -301,6 +323,8 @@ async fn main() {
             "generated_tokens": r.generated_tokens,
             "generation_seconds": r.generation_seconds,
             "wall_seconds": r.wall_seconds,
+            "escalation_request_bytes": sent,
+            "event_bytes": raw,
         }));
     }
     drop(keep);
@@ -339,6 +363,14 @@ async fn main() {
         secs500.len()
     );
     println!("RSS                  after load {rss_loaded:.0} MiB | peak {rss_peak:.0} MiB");
+    let bytes = |m: Option<f64>| m.map_or_else(|| "n/a".into(), |v| format!("{v:.0} B"));
+    println!(
+        "escalation bytes     request {} vs events {} (20 events, median) | {} vs {} (500 events) | all {sent_all} vs {raw_all} B",
+        bytes(median(sent20.clone())),
+        bytes(median(raw20.clone())),
+        bytes(median(sent500.clone())),
+        bytes(median(raw500.clone())),
+    );
     println!(
         "TOTAL {model_name}: {good}/{n} good ({:.0}%: model answer, clean, top entity and kind) | \
          model {by_model}/{n} | clean {clean_all}/{n} | problems {} | median 20-ev {} | 500-ev {} | peak RSS {rss_peak:.0} MiB",
@@ -377,6 +409,12 @@ async fn main() {
                 "load_seconds": load_seconds,
                 "rss_after_load_mib": rss_loaded,
                 "rss_peak_mib": rss_peak,
+                "escalation_request_bytes_total": sent_all,
+                "event_bytes_total": raw_all,
+                "escalation_request_bytes_median_20_events": median(sent20),
+                "event_bytes_median_20_events": median(raw20),
+                "escalation_request_bytes_median_500_events": median(sent500),
+                "event_bytes_median_500_events": median(raw500),
             },
             "digests": out,
         });
