@@ -25,6 +25,9 @@ pub enum AnySource {
 }
 
 /// Any running transform.
+// Built once per component and never moved on the data path, like the
+// sources and sinks.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyTransform {
     /// Windowed or per-batch SQL.
     Sql(SqlTransform),

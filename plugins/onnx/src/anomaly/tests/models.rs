@@ -5,11 +5,10 @@ use sluice_core::metrics::names;
 
 use super::*;
 
-/// These tests judge the models' raw scores against their fixed threshold;
-/// `incidents.rs` judges the default, calibrated decisions.
-
 /// The raw model score against a fixed threshold, with the running
-/// statistics exactly as the reference scores were computed.
+/// statistics exactly as the reference scores were computed: these tests
+/// judge the models' raw scores; `incidents.rs` judges the default,
+/// calibrated decisions.
 const RAW: &str = "calibration: none\nrebase: false\n";
 
 const N: usize = 3000;
