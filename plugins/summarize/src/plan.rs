@@ -41,14 +41,18 @@ fn is_area(column: &str) -> bool {
         .any(|a| c.contains(a))
 }
 
-/// "lathe-12 in cell-b": the key values of a peak's row, areas last.
+/// "lathe-12 in cell-b": the key values of a peak's row, areas last, each
+/// value once (a camera named like its zone is not said twice).
 pub fn place(p: &Peak) -> String {
     let mut keys: Vec<&(String, String)> = p.keys.iter().collect();
     keys.sort_by_key(|(c, _)| is_area(c));
-    keys.iter()
-        .map(|(_, v)| v.as_str())
-        .collect::<Vec<_>>()
-        .join(" in ")
+    let mut names: Vec<&str> = Vec::new();
+    for (_, v) in keys {
+        if !names.contains(&v.as_str()) {
+            names.push(v);
+        }
+    }
+    names.join(" in ")
 }
 
 /// " on lathe-12 in cell-b", " in pharmacy" (only areas), or nothing.
@@ -375,6 +379,16 @@ mod tests {
             "{g}"
         );
         assert!(!g.contains("[a-z"), "no free words: {g}");
+    }
+
+    #[test]
+    fn a_place_names_each_value_once() {
+        let mut pk = facts().peaks.remove(0);
+        pk.keys = vec![
+            ("zone".into(), "stockroom".into()),
+            ("camera".into(), "stockroom".into()),
+        ];
+        assert_eq!(on_place(&pk), " on stockroom");
     }
 
     #[test]
