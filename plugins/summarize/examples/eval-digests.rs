@@ -14,7 +14,12 @@
 //! JSON), `--rescore RESULTS.json` (score the digests of an earlier run again,
 //! e.g. after a scoring change, keeping its tokens and times; no model run).
 //! Prints one line per digest, a table of totals and a one-line total.
-#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

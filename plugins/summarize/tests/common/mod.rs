@@ -2,7 +2,7 @@
 //! `bench/digests/make_batches.py`) and their replay through the real
 //! `summarize` transform. Shared by `examples/eval-digests.rs` and
 //! `tests/digests.rs`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
