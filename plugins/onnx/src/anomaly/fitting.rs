@@ -9,9 +9,10 @@
 //! model file exists is scored from its first row. A model file written by
 //! `sluice fit` can be given as `model:` instead.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Deserialize;
 use sluice_core::{EnvString, HumanDuration};
@@ -70,6 +71,10 @@ pub(crate) struct PcaSource {
     /// Learning on the box, when `fit:` is set.
     pub fit: Option<FitSpec>,
     features: Vec<String>,
+    /// Models of `fit.dir` by file name: read when the transform starts and
+    /// kept as keys fit, so a key that returns (after an idle eviction or a
+    /// restart) finds its model without file I/O on the async reactor.
+    saved: Mutex<HashMap<String, Arc<PcaModel>>>,
 }
 
 /// How keys learn.
@@ -137,10 +142,16 @@ impl PcaSource {
                     .join(safe(component))
             }),
         });
+        let saved = fit
+            .as_ref()
+            .and_then(|f| f.dir.as_deref())
+            .map(|dir| load_saved(dir, features))
+            .unwrap_or_default();
         Ok(Self {
             given,
             fit,
             features: features.to_vec(),
+            saved: Mutex::new(saved),
         })
     }
 
@@ -152,10 +163,13 @@ impl PcaSource {
             None => None,
         };
         let saved = || {
-            let dir = self.fit.as_ref()?.dir.as_ref()?;
-            PcaModel::load(&dir.join(file_name(key))).ok()
+            self.saved
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&file_name(key))
+                .cloned()
         };
-        match given.or_else(saved) {
+        match given.map(Arc::new).or_else(saved) {
             Some(m) => ready(m),
             None if self.fit.is_some() => PcaState::Learning {
                 rows: Vec::new(),
@@ -196,6 +210,12 @@ impl PcaSource {
                         let mut smoother = model.smoother();
                         let score = smoother.push(model.score(row).ratio);
                         let model = Arc::new(model);
+                        if spec.dir.is_some() {
+                            self.saved
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .insert(file_name(key), model.clone());
+                        }
                         let save = spec.dir.as_ref().map(|dir| Save {
                             model: model.clone(),
                             dir: dir.clone(),
@@ -217,12 +237,42 @@ impl PcaSource {
     }
 }
 
-fn ready(model: PcaModel) -> PcaState {
+fn ready(model: Arc<PcaModel>) -> PcaState {
     let smoother = model.smoother();
-    PcaState::Ready {
-        model: Arc::new(model),
-        smoother,
+    PcaState::Ready { model, smoother }
+}
+
+/// Reads the saved models of a directory (missing: none yet). A file that
+/// cannot be read, or was fitted on other features, is logged and skipped:
+/// its key learns again and overwrites it.
+fn load_saved(dir: &Path, features: &[String]) -> HashMap<String, Arc<PcaModel>> {
+    let mut out = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        match PcaModel::load(&path) {
+            Ok(m) if m.features() == features => {
+                out.insert(name.to_owned(), Arc::new(m));
+            }
+            Ok(_) => tracing::warn!(
+                path = %path.display(),
+                "saved anomaly model was fitted on other features; the key learns again"
+            ),
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "saved anomaly model cannot be read; the key learns again"
+            ),
+        }
     }
+    out
 }
 
 /// A fitted model still to be written to its key's file.
@@ -354,6 +404,37 @@ mod tests {
             again.observe(&mut st2, Some("pump 1"), &data[..3], 0),
             PcaStep::Score(_)
         ));
+        // So does the same transform when the key returns after eviction,
+        // from memory: the file is not read again.
+        std::fs::remove_file(&saved).unwrap();
+        let mut st3 = src.start(Some("pump 1"), 0);
+        assert!(matches!(
+            src.observe(&mut st3, Some("pump 1"), &data[..3], 0),
+            PcaStep::Score(_)
+        ));
+    }
+
+    #[test]
+    fn an_unreadable_saved_model_is_skipped_and_the_key_learns_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let features: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let keyed = dir.path().join("line/scored");
+        std::fs::create_dir_all(&keyed).unwrap();
+        std::fs::write(keyed.join("pump-1.json"), "{ not json").unwrap();
+        let names: Vec<String> = ["x", "y", "z"].map(String::from).to_vec();
+        PcaModel::fit_named(&rows(100, 5), &names, &FitOptions::default())
+            .unwrap()
+            .save(&keyed.join("pump-2.json"))
+            .unwrap();
+        let cfg: FitConfig =
+            serde_saphyr::from_str(&format!("rows: 100\ndir: {}\n", dir.path().display())).unwrap();
+        let src = PcaSource::new(None, Some(&cfg), &features, "line", "scored").unwrap();
+        for key in ["pump-1", "pump-2"] {
+            assert!(
+                matches!(src.start(Some(key), 0), PcaState::Learning { .. }),
+                "{key}"
+            );
+        }
     }
 
     #[test]
