@@ -344,7 +344,9 @@ async fn a_hanging_endpoint_costs_one_timeout_then_escalation_pauses() {
     let held = held.lock().unwrap().clone();
     assert_eq!(held.len(), 1, "{held:?}");
     assert!(
-        held[0] >= Duration::from_millis(900) && held[0] < Duration::from_millis(2500),
+        // Far below the 60 s pause and the model's own time, with room for
+        // a loaded 2-core machine.
+        held[0] >= Duration::from_millis(900) && held[0] < Duration::from_secs(5),
         "the escalation waited {:?} for a 1 s timeout",
         held[0]
     );
