@@ -26,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 import features
+import metrics
 
 HISTORY, WARMUP, HORIZON = 32, 128, 1000
 
@@ -119,15 +120,7 @@ def nab(labels, detections):
     """(raw, null, perfect) of the NAB standard profile, as nab.rs."""
     n = len(labels)
     probation = min(int(0.15 * n), 750)
-    runs, start = [], None
-    for i, v in enumerate(labels):
-        if v and start is None:
-            start = i
-        elif not v and start is not None:
-            runs.append((start, i))
-            start = None
-    if start is not None:
-        runs.append((start, n))
+    runs = metrics.runs(labels)
     windows = []
     if runs:
         share = int(0.1 * n / len(runs))
