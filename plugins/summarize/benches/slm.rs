@@ -133,7 +133,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     let a = args();
     let started = Instant::now();
-    let first = engine::engine(&a.model, a.threads[0], CONTEXT, 4, None).unwrap();
+    let spec = engine::ModelSpec {
+        path: &a.model,
+        lora: None,
+        chat_template: None,
+    };
+    let first = engine::engine(&spec, a.threads[0], CONTEXT, 4).unwrap();
     let load_seconds = started.elapsed().as_secs_f64();
     let rss_after_load = rss_mib("VmRSS:");
     println!(
@@ -147,7 +152,7 @@ fn main() {
         .build()
         .unwrap();
     for &threads in &a.threads {
-        let engine = engine::engine(&a.model, threads, CONTEXT, 4, None).unwrap();
+        let engine = engine::engine(&spec, threads, CONTEXT, 4).unwrap();
         let run = |prompt: &str, max_tokens: usize| {
             engine
                 .generate_blocking(GenRequest {

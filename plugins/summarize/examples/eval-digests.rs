@@ -166,24 +166,25 @@ async fn main() {
             std::fs::read_to_string(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
     });
-    let model_name = match &earlier {
-        Some(e) => e["model"].as_str().unwrap_or_default().to_owned(),
-        None => a.model.file_name().unwrap().to_string_lossy().into_owned(),
-    };
     // Holding the engine keeps the model loaded between batches, as a
     // running gateway would.
     let first = batches[0].config(&a.model, &a.extra);
     let load = std::time::Instant::now();
     let keep: Option<Arc<engine::Engine>> = earlier.is_none().then(|| {
         engine::engine(
-            &a.model,
+            &first.model_spec(),
             first.threads.get(),
             first.context.get(),
             first.queue.get(),
-            first.chat_template.as_deref(),
         )
         .unwrap_or_else(|e| panic!("loading {}: {e}", a.model.display()))
     });
+    // The `model` column names the file (and adapter) as the engine does.
+    let model_name = match (&earlier, &keep) {
+        (Some(e), _) => e["model"].as_str().unwrap_or_default().to_owned(),
+        (None, Some(k)) => k.info().name.clone(),
+        (None, None) => String::new(),
+    };
     let from_earlier = |k: &str, now: f64| {
         earlier
             .as_ref()

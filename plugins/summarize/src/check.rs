@@ -10,7 +10,7 @@ use sluice_core::validate::Severity as IssueSeverity;
 use sluice_core::{BufferConfig, BuildCx, BuildError, TransformConfig, Validator};
 
 use crate::config::{FACTS_PLACEHOLDER, SamplingConfig, SummarizeConfig};
-use crate::engine::{self, EngineError};
+use crate::engine::{self, EngineError, LoraSpec, ModelSpec};
 use crate::escalate::Escalator;
 use crate::facts::Layout;
 use crate::transform::SummarizeTransform;
@@ -221,13 +221,37 @@ impl SummarizeConfig {
         })
     }
 
-    /// Reports a model file that is missing or not a loadable GGUF.
+    /// The model, adapter and template to run.
+    pub fn model_spec(&self) -> ModelSpec<'_> {
+        ModelSpec {
+            path: Path::new(self.model.as_str()),
+            lora: self.lora.as_ref().map(|l| LoraSpec {
+                path: Path::new(l.as_str()),
+                scale: self.lora_scale,
+            }),
+            chat_template: self.chat_template.as_deref(),
+        }
+    }
+
+    /// Reports a model or adapter file that is missing or not loadable.
     pub fn check_model(&self, v: &mut Validator) -> bool {
-        match engine::probe_model(
-            Path::new(self.model.as_str()),
-            self.chat_template.as_deref(),
-        ) {
+        if !(self.lora_scale.is_finite() && self.lora_scale >= 0.0) {
+            v.error(
+                &["lora_scale"],
+                format!("`lora_scale` is {}", self.lora_scale),
+            )
+            .help("use a number from 0 (adapter off) to 1 (as trained) or a little above");
+            return false;
+        }
+        match engine::probe_model(&self.model_spec()) {
             Ok(()) => true,
+            Err(e @ EngineError::Adapter { .. }) => {
+                v.error(&["lora"], e.to_string()).help(
+                    "give the path of a LoRA adapter GGUF converted for this model \
+                     (llama.cpp's convert_lora_to_gguf.py), or leave `lora` out",
+                );
+                false
+            }
             Err(e @ EngineError::Missing { .. }) => {
                 v.error(&["model"], e.to_string()).help(FETCH_HELP);
                 false
@@ -282,11 +306,10 @@ impl TransformConfig for SummarizeConfig {
             )));
         };
         let engine = engine::engine(
-            Path::new(self.model.as_str()),
+            &self.model_spec(),
             self.threads.get(),
             self.context.get(),
             self.queue.get(),
-            self.chat_template.as_deref(),
         )
         .map_err(|e| match e {
             EngineError::Missing { .. } => {

@@ -38,6 +38,14 @@ pub struct SummarizeConfig {
     /// `models/slm/SmolLM2-135M-Instruct.Q4_1.gguf` (fetched by
     /// `models/slm/fetch.sh`).
     pub model: EnvString,
+    /// A LoRA adapter (GGUF, `general.type = adapter`) made for `model`,
+    /// applied on top of it, e.g. one converted with llama.cpp's
+    /// `convert_lora_to_gguf.py`.
+    #[serde(default)]
+    pub lora: Option<EnvString>,
+    /// How strongly `lora` is applied: 1 as trained, 0 not at all.
+    #[serde(default = "default_lora_scale")]
+    pub lora_scale: f32,
     /// Close the window this long after it opened (processing time).
     #[serde(default)]
     pub every: Option<HumanDuration>,
@@ -127,6 +135,9 @@ pub struct SummarizeConfig {
 
 fn nz(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_lora_scale() -> f32 {
+    1.0
 }
 fn default_max_keys() -> NonZeroUsize {
     nz(1000)

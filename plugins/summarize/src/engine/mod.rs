@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use registry::{EngineKey, engine, probe_model};
+pub use registry::{EngineKey, LoraSpec, ModelSpec, engine, probe_model};
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,6 +103,14 @@ pub enum EngineError {
         /// What went wrong.
         reason: String,
     },
+    /// The LoRA adapter is missing, not a GGUF, or not made for the model.
+    #[error("LoRA adapter {}: {reason}", path.display())]
+    Adapter {
+        /// Path given.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The configured chat template is not one llama.cpp can apply.
     #[error("chat template `{name}`: {reason}")]
     ChatTemplate {
@@ -146,6 +154,7 @@ impl EngineError {
         match self {
             EngineError::Missing { .. }
             | EngineError::Load { .. }
+            | EngineError::Adapter { .. }
             | EngineError::ChatTemplate { .. } => "model_unavailable",
             EngineError::Runtime(_) | EngineError::Decode(_) | EngineError::Stopped => {
                 "model_error"
@@ -162,7 +171,8 @@ impl EngineError {
 pub struct ModelInfo {
     /// Canonical path of the file.
     pub path: PathBuf,
-    /// File name, for the `model` output column.
+    /// File name, for the `model` output column; `model.gguf+adapter.gguf`
+    /// with an adapter.
     pub name: String,
     /// Seconds spent loading the weights (0 when the model was already loaded).
     pub load_seconds: f64,

@@ -30,6 +30,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) threads: usize,
     pub(crate) n_ctx: u32,
     pub(crate) queue: usize,
+    /// Scale of the model's adapter, when it has one.
+    pub(crate) lora_scale: Option<f32>,
 }
 
 /// Renders chat messages with the model's own template (ChatML when the GGUF
@@ -139,6 +141,15 @@ fn run(
             return;
         }
     };
+    if let (Some(adapter), Some(scale)) = (&loaded.adapter, cfg.lora_scale) {
+        let mut adapter = adapter.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = ctx.lora_adapter_set(&mut adapter, scale) {
+            drop(ready.send(Err(EngineError::Runtime(format!(
+                "applying the LoRA adapter: {e}"
+            )))));
+            return;
+        }
+    }
     if ready.send(Ok(())).is_err() {
         return;
     }

@@ -3,6 +3,7 @@
 
 mod checks;
 mod events;
+mod lora;
 mod model;
 
 use std::path::PathBuf;
