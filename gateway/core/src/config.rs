@@ -12,6 +12,7 @@ use crate::component::{Sink, Source, Transform};
 use crate::emitter::BufferConfig;
 use crate::error::BuildError;
 use crate::metrics::ComponentMetrics;
+use crate::payload::Payload;
 use crate::validate::Validator;
 
 /// What `build` gets from the topology.
@@ -47,6 +48,8 @@ pub struct InputSchema {
 
 /// Config of a source.
 pub trait SourceConfig {
+    /// The `type` that selects it in a pipeline file.
+    const TYPE: &'static str;
     /// The running component.
     type Component: Source;
     /// Reports every problem into `v` and returns the output schema when it is known.
@@ -57,6 +60,10 @@ pub trait SourceConfig {
 
 /// Config of a transform.
 pub trait TransformConfig {
+    /// The `type` that selects it in a pipeline file.
+    const TYPE: &'static str;
+    /// What it reads: rows (the default) or camera frames.
+    const INPUT: Payload = Payload::Rows;
     /// The running component.
     type Component: Transform;
     /// Upstream component ids.
@@ -101,6 +108,8 @@ pub trait TransformConfig {
 
 /// Config of a sink.
 pub trait SinkConfig {
+    /// The `type` that selects it in a pipeline file.
+    const TYPE: &'static str;
     /// The running component.
     type Component: Sink;
     /// Upstream component ids.

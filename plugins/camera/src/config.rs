@@ -92,6 +92,7 @@ impl CameraConfig {
 }
 
 impl SourceConfig for CameraConfig {
+    const TYPE: &'static str = "camera";
     type Component = CameraSource;
 
     fn check(&self, v: &mut Validator) -> Option<SchemaRef> {

@@ -33,6 +33,7 @@ pub struct ConsoleSinkConfig {
 }
 
 impl SinkConfig for ConsoleSinkConfig {
+    const TYPE: &'static str = "console";
     type Component = ConsoleSink;
 
     fn inputs(&self) -> &[String] {

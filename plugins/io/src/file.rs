@@ -28,6 +28,7 @@ pub struct FileSinkConfig {
 }
 
 impl SinkConfig for FileSinkConfig {
+    const TYPE: &'static str = "file";
     type Component = FileSink;
 
     fn inputs(&self) -> &[String] {

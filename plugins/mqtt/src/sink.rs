@@ -158,6 +158,7 @@ impl MqttSinkConfig {
 }
 
 impl SinkConfig for MqttSinkConfig {
+    const TYPE: &'static str = "mqtt";
     type Component = MqttSink;
 
     fn inputs(&self) -> &[String] {

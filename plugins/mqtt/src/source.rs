@@ -208,6 +208,7 @@ impl MqttSourceConfig {
 }
 
 impl SourceConfig for MqttSourceConfig {
+    const TYPE: &'static str = "mqtt";
     type Component = MqttSource;
 
     fn check(&self, v: &mut Validator) -> Option<SchemaRef> {

@@ -144,6 +144,7 @@ impl Predicate {
 }
 
 impl TransformConfig for FilterConfig {
+    const TYPE: &'static str = "filter";
     type Component = FilterTransform;
 
     fn inputs(&self) -> &[String] {

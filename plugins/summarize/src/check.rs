@@ -273,6 +273,7 @@ impl SummarizeConfig {
 }
 
 impl TransformConfig for SummarizeConfig {
+    const TYPE: &'static str = "summarize";
     type Component = SummarizeTransform;
 
     fn inputs(&self) -> &[String] {

@@ -883,6 +883,7 @@ pub(crate) fn is_key_type(t: &DataType) -> bool {
 }
 
 impl TransformConfig for AnomalyConfig {
+    const TYPE: &'static str = "anomaly";
     type Component = AnomalyTransform;
 
     fn inputs(&self) -> &[String] {

@@ -216,6 +216,7 @@ fn carry_event_time(input: &SchemaRef, query: &SchemaRef) -> Schema {
 }
 
 impl TransformConfig for SqlConfig {
+    const TYPE: &'static str = "sql";
     type Component = SqlTransform;
 
     fn inputs(&self) -> &[String] {

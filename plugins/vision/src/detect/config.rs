@@ -261,6 +261,8 @@ fn report_model_error(e: &ModelError, v: &mut Validator) {
 }
 
 impl TransformConfig for DetectConfig {
+    const TYPE: &'static str = "detect";
+    const INPUT: sluice_core::Payload = sluice_core::Payload::Frames;
     type Component = DetectTransform;
 
     fn inputs(&self) -> &[String] {

@@ -159,6 +159,7 @@ impl FramesConfig {
 }
 
 impl SourceConfig for FramesConfig {
+    const TYPE: &'static str = "frames";
     type Component = FramesSource;
 
     fn check(&self, v: &mut Validator) -> Option<SchemaRef> {

@@ -157,6 +157,7 @@ impl TrackConfig {
 }
 
 impl TransformConfig for TrackConfig {
+    const TYPE: &'static str = "track";
     type Component = TrackTransform;
 
     fn inputs(&self) -> &[String] {

@@ -241,6 +241,7 @@ impl ZonesConfig {
 }
 
 impl TransformConfig for ZonesConfig {
+    const TYPE: &'static str = "zones";
     type Component = ZonesTransform;
 
     fn inputs(&self) -> &[String] {
