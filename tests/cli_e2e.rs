@@ -84,8 +84,12 @@ fn demo_runs_the_factory_and_the_store_and_forwards_alerts_and_digests_upstream(
     let cloud = sluice_testkit::Mosquitto::start().unwrap();
     let upstream = common::subscribe(cloud.port(), "cloud/#".to_owned());
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(common::sluice_bin())
-        .args(["demo", "--duration", "45s", "--speed", "4", "--no-admin"])
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_port()));
+    let (stdout_path, stderr_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new(common::sluice_bin())
+        .args(["demo", "--duration", "45s", "--speed", "4"])
+        .arg("--admin")
+        .arg(admin.to_string())
         .arg("--out-dir")
         .arg(dir.path())
         .arg("--models-dir")
@@ -94,11 +98,38 @@ fn demo_runs_the_factory_and_the_store_and_forwards_alerts_and_digests_upstream(
         .arg(root().join("examples/retail"))
         .arg("--uplink")
         .arg(cloud.url())
-        .output()
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    // Every component of both pipelines has recorded something by the time
+    // the detector has run and the first digest is out.
+    let mut scraped = String::new();
+    common::wait_until(
+        std::time::Duration::from_secs(44),
+        "the demo's metrics of every plugin",
+        || {
+            scraped = common::http_get(admin, "/metrics")
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            [
+                "sluice_component_received_rows_total",
+                "sluice_mqtt_published_messages_total",
+                "sluice_outbox_stored_rows",
+                "sluice_anomaly_scored_rows_total",
+                "sluice_frames_captured_total",
+                "sluice_detect_frames_total",
+                "sluice_summarize_fallbacks_total",
+            ]
+            .iter()
+            .all(|f| scraped.contains(&format!("# TYPE {f} ")))
+        },
+    );
+    every_family_is_described(&scraped);
+    let status = child.wait().unwrap();
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(status.success(), "{stderr}");
 
     // Factory: window summaries on the console and in the windows file.
     assert!(
@@ -137,5 +168,43 @@ fn demo_runs_the_factory_and_the_store_and_forwards_alerts_and_digests_upstream(
         assert!(!d["summary"].as_str().unwrap().is_empty(), "{d}");
         assert!(d["event_count"].as_u64().unwrap() > 0, "{d}");
         assert!(d["facts"].as_str().unwrap().starts_with('{'), "{d}");
+    }
+}
+
+/// Every `sluice_` family on the page has `# HELP` and `# TYPE`, and every
+/// sample belongs to a family with both.
+fn every_family_is_described(page: &str) {
+    let mut typed = std::collections::BTreeMap::new();
+    let mut helped = std::collections::BTreeSet::new();
+    for line in page.lines() {
+        let mut w = line.split_whitespace();
+        match (w.next(), w.next(), w.next()) {
+            (Some("#"), Some("TYPE"), Some(name)) => {
+                typed.insert(name.to_owned(), w.next().unwrap_or_default().to_owned());
+            }
+            (Some("#"), Some("HELP"), Some(name)) => {
+                helped.insert(name.to_owned());
+            }
+            _ => {}
+        }
+    }
+    let ours: Vec<&String> = typed.keys().filter(|n| n.starts_with("sluice_")).collect();
+    assert!(ours.len() >= 20, "{ours:?}");
+    let undescribed: Vec<&&String> = ours.iter().filter(|n| !helped.contains(**n)).collect();
+    assert!(undescribed.is_empty(), "no # HELP for {undescribed:?}");
+    for line in page.lines().filter(|l| l.starts_with("sluice_")) {
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s).filter(|f| {
+                    matches!(
+                        typed.get(*f).map(String::as_str),
+                        Some("histogram" | "summary")
+                    )
+                })
+            })
+            .unwrap_or(name);
+        assert!(typed.contains_key(family), "no # TYPE for {line}");
     }
 }

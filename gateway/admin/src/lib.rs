@@ -73,12 +73,12 @@ pub fn prometheus_builder() -> Result<PrometheusBuilder, AdminError> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)?)
 }
 
-/// Installs the global Prometheus recorder and registers the help text of
-/// every gateway metric. Call once per process, before any component builds
-/// its metric handles.
-pub fn install_recorder() -> Result<PrometheusHandle, AdminError> {
+/// Installs the global Prometheus recorder, then runs `describe` to
+/// register the help texts (the catalog's `describe_metrics`). Call once per
+/// process, before any component builds its metric handles.
+pub fn install_recorder(describe: fn()) -> Result<PrometheusHandle, AdminError> {
     let handle = prometheus_builder()?.install_recorder()?;
-    sluice_core::metrics::describe_all();
+    describe();
     Ok(handle)
 }
 

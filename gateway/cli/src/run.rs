@@ -109,8 +109,8 @@ impl Gateway {
     /// Starts brokers, the admin server and every pipeline. If any pipeline
     /// fails to build, the ones already started are stopped again.
     pub async fn start(pipelines: Vec<Pipeline>, rt: &RuntimeArgs) -> anyhow::Result<Self> {
-        let prometheus =
-            sluice_admin::install_recorder().context("installing the metrics recorder")?;
+        let prometheus = sluice_admin::install_recorder(sluice_plugins::describe_metrics)
+            .context("installing the metrics recorder")?;
         let admin_state = AdminState::new(prometheus);
         let admin = if rt.no_admin {
             None

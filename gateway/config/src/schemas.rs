@@ -38,13 +38,14 @@ pub(crate) fn check_all(
                                 && fits
                         })
                     })
-                    .and_then(|inputs| t.check_inputs(&inputs, &mut v))
+                    .and_then(|inputs| t.check(&inputs, &mut v))
             }
             // Without a known input schema (upstream broken, or an invalid
             // input) the component's checks cannot run: they all need it.
             Config::Transform(t) => input_schema(i, components, graph, &schemas, out)
                 .filter(|s| payload_fits(i, 0, t.input_payload(), s, components, out))
-                .and_then(|s| t.check(&s, &mut v)),
+                .and_then(|_| input_schemas(i, components, graph, &schemas))
+                .and_then(|inputs| t.check(&inputs, &mut v)),
             Config::Sink(k) => {
                 if let Some(s) = input_schema(i, components, graph, &schemas, out)
                     .filter(|s| payload_fits(i, 0, Payload::Rows, s, components, out))

@@ -11,7 +11,7 @@ use arrow_schema::SchemaRef;
 use crate::component::{Sink, Source, Transform};
 use crate::emitter::BufferConfig;
 use crate::error::BuildError;
-use crate::metrics::ComponentMetrics;
+use crate::metrics::{ComponentMetrics, MetricDoc};
 use crate::payload::Payload;
 use crate::validate::Validator;
 
@@ -22,17 +22,20 @@ pub struct BuildCx {
     pub pipeline: Arc<str>,
     /// Component id.
     pub id: Arc<str>,
-    /// Schema of the input stream (transforms and sinks).
-    pub input_schema: Option<SchemaRef>,
+    /// The schema of every input, in `inputs` order (empty for sources).
+    pub inputs: Vec<InputSchema>,
     /// Pre-registered metric handles of this component.
     pub metrics: ComponentMetrics,
 }
 
 impl BuildCx {
-    /// The input schema, or a build error when the topology did not provide one.
+    /// The schema of the input stream: the first input's, which every input
+    /// shares unless the transform reads its inputs apart. A build error
+    /// when the topology provided none.
     pub fn require_input_schema(&self) -> Result<SchemaRef, BuildError> {
-        self.input_schema
-            .clone()
+        self.inputs
+            .first()
+            .map(|i| i.schema.clone())
             .ok_or_else(|| BuildError::msg(format!("component `{}` has no input schema", self.id)))
     }
 }
@@ -46,10 +49,29 @@ pub struct InputSchema {
     pub schema: SchemaRef,
 }
 
+impl InputSchema {
+    /// A single input named `input` (tests, tools).
+    pub fn only(schema: SchemaRef) -> Vec<InputSchema> {
+        vec![InputSchema {
+            id: "input".into(),
+            schema,
+        }]
+    }
+
+    /// The schema of the stream of a transform that treats its inputs as
+    /// one (they all have the same columns): the first input's.
+    pub fn stream(inputs: &[InputSchema]) -> Option<&SchemaRef> {
+        inputs.first().map(|i| &i.schema)
+    }
+}
+
 /// Config of a source.
 pub trait SourceConfig {
     /// The `type` that selects it in a pipeline file.
     const TYPE: &'static str;
+    /// Help texts of the metrics it records beyond those every component
+    /// has (registered by the catalog).
+    const METRICS: &'static [MetricDoc] = &[];
     /// The running component.
     type Component: Source;
     /// Reports every problem into `v` and returns the output schema when it is known.
@@ -62,6 +84,9 @@ pub trait SourceConfig {
 pub trait TransformConfig {
     /// The `type` that selects it in a pipeline file.
     const TYPE: &'static str;
+    /// Help texts of the metrics it records beyond those every component
+    /// has (registered by the catalog).
+    const METRICS: &'static [MetricDoc] = &[];
     /// What it reads: rows (the default) or camera frames.
     const INPUT: Payload = Payload::Rows;
     /// The running component.
@@ -70,46 +95,27 @@ pub trait TransformConfig {
     fn inputs(&self) -> &[String];
     /// Input edge settings.
     fn buffer(&self) -> BufferConfig;
-    /// Reports every problem into `v` given the input schema and returns the
-    /// output schema when it is known.
-    fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef>;
-    /// Builds the component; `cx.input_schema` is set.
-    fn build(&self, cx: &BuildCx) -> Result<Self::Component, BuildError>;
-
     /// Whether the component reads each of its inputs as a stream of its own
     /// (e.g. a SQL query joining its inputs as tables), so the inputs may
-    /// have different columns. Then [`TransformConfig::check_inputs`] and
-    /// [`TransformConfig::build_inputs`] replace `check` and `build`; otherwise
-    /// every input must have the same columns. Default `false`.
+    /// have different columns; otherwise validation requires every input to
+    /// have the same columns. Default `false`.
     fn reads_inputs_apart(&self) -> bool {
         false
     }
-
-    /// Like `check`, with the schema of every input in `inputs` order. Called
-    /// instead of `check` when [`TransformConfig::reads_inputs_apart`] holds;
-    /// the default checks against the first input.
-    fn check_inputs(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
-        let first = inputs.first()?;
-        self.check(&first.schema, v)
-    }
-
-    /// Like `build`, with the schema of every input in `inputs` order
-    /// (`cx.input_schema` is the first). The topology always calls this; the
-    /// default calls `build`.
-    fn build_inputs(
-        &self,
-        cx: &BuildCx,
-        inputs: &[InputSchema],
-    ) -> Result<Self::Component, BuildError> {
-        let _ = inputs;
-        self.build(cx)
-    }
+    /// Reports every problem into `v` given the schema of every input (in
+    /// `inputs` order) and returns the output schema when it is known.
+    fn check(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef>;
+    /// Builds the component; `cx.inputs` holds the schema of every input.
+    fn build(&self, cx: &BuildCx) -> Result<Self::Component, BuildError>;
 }
 
 /// Config of a sink.
 pub trait SinkConfig {
     /// The `type` that selects it in a pipeline file.
     const TYPE: &'static str;
+    /// Help texts of the metrics it records beyond those every component
+    /// has (registered by the catalog).
+    const METRICS: &'static [MetricDoc] = &[];
     /// The running component.
     type Component: Sink;
     /// Upstream component ids.

@@ -46,7 +46,7 @@ pub use ack::{Ack, AckTracker, Delivery, Settled};
 pub use backoff::Backoff;
 pub use blocking::blocking;
 pub use component::{Sink, Source, SourceCx, Transform};
-pub use config::{BuildCx, SinkConfig, SourceConfig, TransformConfig};
+pub use config::{BuildCx, InputSchema, SinkConfig, SourceConfig, TransformConfig};
 pub use emitter::{BufferConfig, Emitter, Output, WhenFull};
 pub use env::EnvString;
 pub use error::{BuildError, ComponentError, ErrorKind, Retry};

@@ -74,6 +74,30 @@ impl Validator {
     pub fn into_issues(self) -> Vec<Issue> {
         self.issues
     }
+
+    /// The errors (not warnings), each as `path: message` (or the message
+    /// alone at the root), joined by `; `.
+    pub fn error_messages(self) -> String {
+        let msgs: Vec<String> = self
+            .issues
+            .into_iter()
+            .filter(|i| i.severity == Severity::Error)
+            .map(|i| {
+                if i.path.is_empty() {
+                    i.message
+                } else {
+                    format!("{}: {}", i.path.join("."), i.message)
+                }
+            })
+            .collect();
+        msgs.join("; ")
+    }
+
+    /// The errors as the build error of component `id`, for a `build` that
+    /// re-runs its checks.
+    pub fn into_build_error(self, id: &str) -> crate::error::BuildError {
+        crate::error::BuildError::msg(format!("component `{id}`: {}", self.error_messages()))
+    }
 }
 
 impl Issue {

@@ -99,7 +99,7 @@ impl RunningPipeline {
         let cx = |id: &str, kind: ComponentKind, ty: &'static str| BuildCx {
             pipeline: name.clone(),
             id: id.into(),
-            input_schema: input_schema(p, id),
+            inputs: input_schemas(p, inputs_of(p, id)),
             metrics: ComponentMetrics::new(ComponentLabels::new(&p.name, id, kind, ty)),
         };
 
@@ -126,9 +126,7 @@ impl RunningPipeline {
         }
         for (id, c) in &p.transforms {
             let build_cx = cx(id, ComponentKind::Transform, c.type_name());
-            let t = c
-                .build_inputs(&build_cx, &input_schemas(p, c.inputs()))
-                .map_err(|e| build_err(id, e))?;
+            let t = c.build(&build_cx).map_err(|e| build_err(id, e))?;
             let out = emitter(p, id, &wiring, build_cx.metrics.clone());
             spawns.push((id.clone(), Spawn::Transform(t, out)));
         }
@@ -255,15 +253,6 @@ fn take_rx(w: &mut Wiring, id: &str) -> mpsc::Receiver<Delivery> {
         // a component that finishes at once.
         None => mpsc::channel(1).1,
     }
-}
-
-fn input_schema(p: &Pipeline, id: &str) -> Option<sluice_core::arrow_schema::SchemaRef> {
-    let inputs = p
-        .transforms
-        .get(id)
-        .map(|c| c.inputs())
-        .or_else(|| p.sinks.get(id).map(|c| c.inputs()))?;
-    inputs.first().and_then(|i| p.schemas.get(i).cloned())
 }
 
 /// The known schema of every input in `inputs`, in order.

@@ -93,6 +93,7 @@ impl CameraConfig {
 
 impl SourceConfig for CameraConfig {
     const TYPE: &'static str = "camera";
+    const METRICS: &'static [sluice_core::metrics::MetricDoc] = crate::names::METRICS;
     type Component = CameraSource;
 
     fn check(&self, v: &mut Validator) -> Option<SchemaRef> {
@@ -105,12 +106,7 @@ impl SourceConfig for CameraConfig {
     fn build(&self, cx: &BuildCx) -> Result<CameraSource, BuildError> {
         let mut v = Validator::new();
         if !self.validate(&mut v) {
-            let msgs: Vec<String> = v.into_issues().into_iter().map(|i| i.message).collect();
-            return Err(BuildError::msg(format!(
-                "component `{}`: {}",
-                cx.id,
-                msgs.join("; ")
-            )));
+            return Err(v.into_build_error(&cx.id));
         }
         let opener = DeviceOpener::new(self.device.clone(), self.resolution, self.fps());
         // A panic inside the driver library must not take the gateway down.
@@ -441,7 +437,7 @@ mod tests {
         let cx = BuildCx {
             pipeline: "p".into(),
             id: "shelf_cam".into(),
-            input_schema: None,
+            inputs: Vec::new(),
             metrics: ComponentMetrics::new(labels),
         };
         let e = cfg.build(&cx).unwrap_err().to_string();

@@ -10,9 +10,9 @@
 //! dispatch, no boxing, no registration at link time.
 
 /// Generates `AnySourceConfig`, `AnyTransformConfig`, `AnySinkConfig`, the
-/// running `AnySource`, `AnyTransform`, `AnySink`, and `SOURCE_KINDS`,
-/// `TRANSFORM_KINDS`, `SINK_KINDS` in the calling module, from one line per
-/// component:
+/// running `AnySource`, `AnyTransform`, `AnySink`, `SOURCE_KINDS`,
+/// `TRANSFORM_KINDS`, `SINK_KINDS` and `describe_metrics()` in the calling
+/// module, from one line per component:
 ///
 /// ```ignore
 /// sluice_plugins::catalog! {
@@ -79,6 +79,15 @@ macro_rules! catalog {
             $(#[doc = stringify!($kc)] $kv(<$kc as __core::SinkConfig>::Component),)+
         }
 
+        /// Registers the help text of every metric the gateway and these
+        /// components record; call once after installing the recorder.
+        pub fn describe_metrics() {
+            __core::metrics::describe_all();
+            $(__core::metrics::describe(<$sc as __core::SourceConfig>::METRICS);)+
+            $(__core::metrics::describe(<$tc as __core::TransformConfig>::METRICS);)+
+            $(__core::metrics::describe(<$kc as __core::SinkConfig>::METRICS);)+
+        }
+
         $crate::__type_first!(AnySourceConfig, "source", SOURCE_KINDS, SourceConfig, { $($sv($sc)),+ });
         $crate::__type_first!(AnyTransformConfig, "transform", TRANSFORM_KINDS, TransformConfig, { $($tv($tc)),+ });
         $crate::__type_first!(AnySinkConfig, "sink", SINK_KINDS, SinkConfig, { $($kv($kc)),+ });
@@ -124,38 +133,25 @@ macro_rules! catalog {
                 match self { $(Self::$tv(c) => c.buffer(),)+ }
             }
 
-            /// Reports problems given the input schema and returns the output schema.
-            pub fn check(
-                &self,
-                input: &__core::arrow_schema::SchemaRef,
-                v: &mut __core::Validator,
-            ) -> Option<__core::arrow_schema::SchemaRef> {
-                match self { $(Self::$tv(c) => c.check(input, v),)+ }
-            }
-
             /// Whether the transform reads each input apart, so its inputs may
             /// differ in columns (a `sql` query joining its inputs as tables).
             pub fn reads_inputs_apart(&self) -> bool {
                 match self { $(Self::$tv(c) => c.reads_inputs_apart(),)+ }
             }
 
-            /// Reports problems given the schema of every input and returns the
-            /// output schema (for transforms that read their inputs apart).
-            pub fn check_inputs(
+            /// Reports problems given the schema of every input and returns
+            /// the output schema.
+            pub fn check(
                 &self,
-                inputs: &[__core::config::InputSchema],
+                inputs: &[__core::InputSchema],
                 v: &mut __core::Validator,
             ) -> Option<__core::arrow_schema::SchemaRef> {
-                match self { $(Self::$tv(c) => c.check_inputs(inputs, v),)+ }
+                match self { $(Self::$tv(c) => c.check(inputs, v),)+ }
             }
 
-            /// Builds the running transform given the schema of every input.
-            pub fn build_inputs(
-                &self,
-                cx: &__core::BuildCx,
-                inputs: &[__core::config::InputSchema],
-            ) -> Result<AnyTransform, __core::BuildError> {
-                Ok(match self { $(Self::$tv(c) => AnyTransform::$tv(c.build_inputs(cx, inputs)?),)+ })
+            /// Builds the running transform.
+            pub fn build(&self, cx: &__core::BuildCx) -> Result<AnyTransform, __core::BuildError> {
+                Ok(match self { $(Self::$tv(c) => AnyTransform::$tv(c.build(cx)?),)+ })
             }
         }
 

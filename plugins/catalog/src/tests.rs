@@ -47,7 +47,7 @@ mod tag {
     use sluice_core::arrow_array::{ArrayRef, RecordBatch, StringArray};
     use sluice_core::arrow_schema::{DataType, Field, Schema, SchemaRef};
     use sluice_core::{
-        BufferConfig, BuildCx, BuildError, ComponentError, Emitter, Msg, Transform,
+        BufferConfig, BuildCx, BuildError, ComponentError, Emitter, InputSchema, Msg, Transform,
         TransformConfig, Validator,
     };
 
@@ -78,7 +78,8 @@ mod tag {
         fn buffer(&self) -> BufferConfig {
             BufferConfig::default()
         }
-        fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
+        fn check(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
+            let input = InputSchema::stream(inputs)?;
             if input.field_with_name("tag").is_ok() {
                 v.error(&["value"], "the input already has a `tag` column");
                 return None;
@@ -158,11 +159,16 @@ async fn a_component_added_by_one_table_line_parses_checks_builds_and_runs() {
 
     let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
     let mut v = Validator::new();
-    let out_schema = cfg.check(&schema, &mut v).unwrap();
+    let out_schema = cfg
+        .check(&sluice_core::InputSchema::only(schema.clone()), &mut v)
+        .unwrap();
     assert!(v.into_issues().is_empty());
     assert_eq!(out_schema.field(1).name(), "tag");
     let mut v = Validator::new();
-    assert!(cfg.check(&out_schema, &mut v).is_none());
+    assert!(
+        cfg.check(&sluice_core::InputSchema::only(out_schema.clone()), &mut v)
+            .is_none()
+    );
     assert_eq!(v.into_issues()[0].path, ["value"]);
 
     let labels = ComponentLabels::new("p", "t", ComponentKind::Transform, "tag");
@@ -170,10 +176,10 @@ async fn a_component_added_by_one_table_line_parses_checks_builds_and_runs() {
     let cx = BuildCx {
         pipeline: "p".into(),
         id: "t".into(),
-        input_schema: Some(schema.clone()),
+        inputs: sluice_core::InputSchema::only(schema.clone()),
         metrics: metrics.clone(),
     };
-    let mut t = cfg.build_inputs(&cx, &[]).unwrap();
+    let mut t = cfg.build(&cx).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let output = Output {
         tx,

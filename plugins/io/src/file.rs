@@ -122,7 +122,7 @@ mod tests {
         BuildCx {
             pipeline: "p".into(),
             id: "out".into(),
-            input_schema: None,
+            inputs: Vec::new(),
             metrics: ComponentMetrics::new(ComponentLabels::new(
                 "p",
                 "out",

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use sluice_core::{ComponentError, ComponentMetrics, blocking, metrics::names};
+use sluice_core::{ComponentError, ComponentMetrics, blocking};
+
+use crate::names;
 use sluice_outbox::{
     AppendOutcome, Entry, Evictions, Leased, OnFull, Outbox, OutboxConfig, Priority, SinkStats,
 };

@@ -19,6 +19,7 @@ pub mod decode;
 mod droplog;
 mod durable;
 mod forward;
+pub mod names;
 mod options;
 mod publisher;
 mod sink;

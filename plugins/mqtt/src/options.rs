@@ -242,8 +242,7 @@ impl ConnectionSpec<'_> {
         let mut v = Validator::new();
         self.check(&mut v);
         if v.has_errors() {
-            let msgs: Vec<String> = v.into_issues().into_iter().map(|i| i.message).collect();
-            return Err(BuildError::msg(msgs.join("; ")));
+            return Err(BuildError::msg(v.error_messages()));
         }
         let url = BrokerUrl::parse(self.url).map_err(BuildError::msg)?;
         let client_id = self.client_id.unwrap_or(default_client_id);

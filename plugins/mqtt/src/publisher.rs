@@ -16,7 +16,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use metrics::{Counter, Gauge};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
-use sluice_core::{Backoff, ComponentError, ComponentMetrics, metrics::names};
+use sluice_core::{Backoff, ComponentError, ComponentMetrics};
+
+use crate::names;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout};

@@ -159,6 +159,7 @@ impl MqttSinkConfig {
 
 impl SinkConfig for MqttSinkConfig {
     const TYPE: &'static str = "mqtt";
+    const METRICS: &'static [sluice_core::metrics::MetricDoc] = crate::names::METRICS;
     type Component = MqttSink;
 
     fn inputs(&self) -> &[String] {
@@ -184,8 +185,7 @@ impl SinkConfig for MqttSinkConfig {
         let topic = match topic {
             Some(t) if !v.has_errors() => t,
             _ => {
-                let msgs: Vec<String> = v.into_issues().into_iter().map(|i| i.message).collect();
-                return Err(BuildError::msg(msgs.join("; ")));
+                return Err(v.into_build_error(&cx.id));
             }
         };
         let (mut options, _) = self
@@ -456,7 +456,7 @@ mod tests {
         let cx = BuildCx {
             pipeline: "p".into(),
             id: "out".into(),
-            input_schema: Some(input()),
+            inputs: sluice_core::InputSchema::only(input()),
             metrics: ComponentMetrics::new(ComponentLabels::new(
                 "p",
                 "out",

@@ -4,12 +4,12 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use crate::names;
 use indexmap::IndexMap;
 use metrics::{Counter, Gauge};
 use rumqttc::MqttOptions;
 use serde::Deserialize;
 use sluice_core::arrow_schema::SchemaRef;
-use sluice_core::metrics::names;
 use sluice_core::schema::{FieldSpec, FieldType, TOPIC_COLUMN, build_schema, schema_ref};
 use sluice_core::{
     Backoff, BuildCx, BuildError, ByteSize, EnvString, HumanDuration, SourceConfig, Validator,
@@ -209,6 +209,7 @@ impl MqttSourceConfig {
 
 impl SourceConfig for MqttSourceConfig {
     const TYPE: &'static str = "mqtt";
+    const METRICS: &'static [sluice_core::metrics::MetricDoc] = crate::names::METRICS;
     type Component = MqttSource;
 
     fn check(&self, v: &mut Validator) -> Option<SchemaRef> {
@@ -230,8 +231,7 @@ impl SourceConfig for MqttSourceConfig {
         let schema = match schema {
             Some(s) if !v.has_errors() => s,
             _ => {
-                let msgs: Vec<String> = v.into_issues().into_iter().map(|i| i.message).collect();
-                return Err(BuildError::msg(msgs.join("; ")));
+                return Err(v.into_build_error(&cx.id));
             }
         };
         let (mut options, _) = self
@@ -420,7 +420,7 @@ mod tests {
         let cx = BuildCx {
             pipeline: "p".into(),
             id: "s".into(),
-            input_schema: None,
+            inputs: Vec::new(),
             metrics: sluice_core::ComponentMetrics::new(sluice_core::ComponentLabels::new(
                 "p",
                 "s",

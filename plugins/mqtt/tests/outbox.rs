@@ -14,10 +14,10 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
 use sluice_core::arrow_array::{Float64Array, RecordBatch, StringArray};
 use sluice_core::arrow_schema::{DataType, Field, Schema};
-use sluice_core::metrics::names;
 use sluice_core::{
     BuildCx, ComponentKind, ComponentLabels, ComponentMetrics, Msg, Sink, SinkConfig,
 };
+use sluice_plugin_mqtt::names;
 use sluice_plugin_mqtt::{MqttSink, MqttSinkConfig};
 use sluice_testkit::{Mosquitto, require_mosquitto, unique_id, wait_until};
 use tokio::sync::mpsc;
@@ -59,7 +59,7 @@ fn build_sink(pipeline: &str, id: &str, config: serde_json::Value) -> MqttSink {
     let cx = BuildCx {
         pipeline: pipeline.into(),
         id: id.into(),
-        input_schema: Some(schema()),
+        inputs: sluice_core::InputSchema::only(schema()),
         metrics: ComponentMetrics::new(ComponentLabels::new(
             pipeline,
             id,

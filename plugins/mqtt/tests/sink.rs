@@ -10,8 +10,8 @@ use common::{Subscriber, TICK, WAIT, build_sink, capture};
 use serde_json::json;
 use sluice_core::arrow_array::{Float64Array, RecordBatch, StringArray};
 use sluice_core::arrow_schema::{DataType, Field, Schema};
-use sluice_core::metrics::names;
 use sluice_core::{Msg, Retry, Sink};
+use sluice_plugin_mqtt::names;
 use sluice_testkit::{Mosquitto, require_mosquitto, unique_id, wait_until};
 
 fn schema() -> Arc<Schema> {

@@ -166,7 +166,7 @@ fn bench_transform() {
     let cx = BuildCx {
         pipeline: "bench".into(),
         id: "anomaly".into(),
-        input_schema: Some(schema.clone()),
+        inputs: sluice_core::InputSchema::only(schema.clone()),
         metrics: metrics.clone(),
     };
     let devices: Vec<String> = (0..KEYS).map(|k| format!("press-{k}")).collect();

@@ -14,6 +14,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable, Volatility};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use serde::Deserialize;
+use sluice_core::InputSchema;
 use sluice_core::{
     BufferConfig, BuildCx, BuildError, ComponentError, ComponentMetrics, Emitter, Msg, Transform,
     TransformConfig, Validator,
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::engine::session;
-use crate::util::{LOG_EVERY, LogLimiter, accept, errors_to_build_error};
+use crate::util::{LOG_EVERY, LogLimiter, accept};
 
 /// Keeps the rows matching a SQL boolean predicate; drops (and counts) the rest.
 #[derive(Debug, Clone, Deserialize)]
@@ -155,7 +156,8 @@ impl TransformConfig for FilterConfig {
         self.buffer
     }
 
-    fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
+    fn check(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
+        let input = InputSchema::stream(inputs)?;
         self.compile(input, v).map(|_| input.clone())
     }
 
@@ -164,7 +166,7 @@ impl TransformConfig for FilterConfig {
         let mut v = Validator::new();
         let predicate = self
             .compile(&input, &mut v)
-            .ok_or_else(|| errors_to_build_error(&cx.id, v))?;
+            .ok_or_else(|| v.into_build_error(&cx.id))?;
         Ok(FilterTransform {
             predicate,
             input_schema: input,
@@ -273,7 +275,11 @@ mod tests {
 
     fn error_paths(yaml: &str, schema: &SchemaRef) -> Vec<(Vec<String>, String)> {
         let mut v = Validator::new();
-        assert!(config(yaml).check(schema, &mut v).is_none());
+        assert!(
+            config(yaml)
+                .check(&InputSchema::only(schema.clone()), &mut v)
+                .is_none()
+        );
         v.into_issues()
             .into_iter()
             .map(|i| (i.path, i.message))
@@ -372,7 +378,10 @@ mod tests {
     fn check_returns_the_input_schema() {
         let schema = telemetry_schema(true);
         let out = config("inputs: [src]\nwhere: device LIKE 'press-%'\n")
-            .check(&schema, &mut Validator::new())
+            .check(
+                &sluice_core::InputSchema::only(schema.clone()),
+                &mut Validator::new(),
+            )
             .unwrap();
         assert!(Arc::ptr_eq(&out, &schema));
     }

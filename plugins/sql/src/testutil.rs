@@ -56,7 +56,7 @@ pub fn build_cx(input: &SchemaRef, component_type: &'static str) -> BuildCx {
     BuildCx {
         pipeline: "p".into(),
         id: "t".into(),
-        input_schema: Some(input.clone()),
+        inputs: sluice_core::InputSchema::only(input.clone()),
         metrics: ComponentMetrics::new(labels),
     }
 }

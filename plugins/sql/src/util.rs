@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use sluice_core::ComponentMetrics;
 use sluice_core::schema::same_columns;
-use sluice_core::validate::Severity;
-use sluice_core::{BuildError, ComponentMetrics, Validator};
 use tokio::time::Instant;
 
 /// At most one warning per this interval for each kind of per-row problem.
@@ -45,23 +44,6 @@ pub fn accept(
         metrics.discarded("schema_mismatch", false, rows as u64);
     }
     conformed
-}
-
-/// Renders validation errors into one build error.
-pub fn errors_to_build_error(id: &str, v: Validator) -> BuildError {
-    let msgs: Vec<String> = v
-        .into_issues()
-        .into_iter()
-        .filter(|i| i.severity == Severity::Error)
-        .map(|i| {
-            if i.path.is_empty() {
-                i.message
-            } else {
-                format!("{}: {}", i.path.join("."), i.message)
-            }
-        })
-        .collect();
-    BuildError::msg(format!("component `{id}`: {}", msgs.join("; ")))
 }
 
 /// Lets one event through per interval and counts the ones it holds back.

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use sluice_core::InputSchema;
 use sluice_core::arrow_schema::{DataType, Field, Schema, SchemaRef};
 use sluice_core::schema::{TIMESTAMP_MS, event_time_column};
-use sluice_core::validate::Severity as IssueSeverity;
 use sluice_core::{BufferConfig, BuildCx, BuildError, TransformConfig, Validator};
 
 use crate::config::{FACTS_PLACEHOLDER, SamplingConfig, SummarizeConfig};
@@ -274,6 +274,7 @@ impl SummarizeConfig {
 
 impl TransformConfig for SummarizeConfig {
     const TYPE: &'static str = "summarize";
+    const METRICS: &'static [sluice_core::metrics::MetricDoc] = crate::names::METRICS;
     type Component = SummarizeTransform;
 
     fn inputs(&self) -> &[String] {
@@ -284,7 +285,8 @@ impl TransformConfig for SummarizeConfig {
         self.buffer
     }
 
-    fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
+    fn check(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
+        let input = InputSchema::stream(inputs)?;
         let layout = self.layout(input, v);
         let model_ok = self.check_model(v);
         (layout.is_some() && model_ok).then(output_schema)
@@ -294,17 +296,7 @@ impl TransformConfig for SummarizeConfig {
         let input = cx.require_input_schema()?;
         let mut v = Validator::new();
         let Some(layout) = self.layout(&input, &mut v) else {
-            let msgs: Vec<String> = v
-                .into_issues()
-                .into_iter()
-                .filter(|i| i.severity == IssueSeverity::Error)
-                .map(|i| i.message)
-                .collect();
-            return Err(BuildError::msg(format!(
-                "component `{}`: {}",
-                cx.id,
-                msgs.join("; ")
-            )));
+            return Err(v.into_build_error(&cx.id));
         };
         let engine = engine::engine(
             &self.model_spec(),

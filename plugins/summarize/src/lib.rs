@@ -42,6 +42,7 @@ pub mod facts;
 pub mod grammar;
 pub mod ground;
 pub mod lexicon;
+pub mod names;
 pub mod plan;
 pub mod template;
 mod transform;

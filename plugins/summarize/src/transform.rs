@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::names::{SUMMARIZE_FALLBACKS_TOTAL, SUMMARIZE_REGENERATIONS_TOTAL};
 use metrics::Counter;
 use sluice_core::arrow_array::{
     ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array,
     UInt64Array,
 };
 use sluice_core::arrow_schema::SchemaRef;
-use sluice_core::metrics::names::{SUMMARIZE_FALLBACKS_TOTAL, SUMMARIZE_REGENERATIONS_TOTAL};
 use sluice_core::{BuildCx, ComponentError, ComponentMetrics, Emitter, Msg, Transform};
 use tokio::time::Instant;
 use tracing::warn;

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sluice_core::arrow_array::cast::AsArray;
 use sluice_core::arrow_array::types::UInt64Type;
 use sluice_core::arrow_array::{Array, RecordBatch};
-use sluice_core::metrics::names::{
+use sluice_plugin_summarize::names::{
     SUMMARIZE_ESCALATION_FAILURES_TOTAL, SUMMARIZE_ESCALATION_SENT_BYTES_TOTAL,
     SUMMARIZE_ESCALATIONS_TOTAL,
 };

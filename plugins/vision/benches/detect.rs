@@ -55,7 +55,7 @@ fn transform_throughput(
     let cx = BuildCx {
         pipeline: "bench".into(),
         id: "detect".into(),
-        input_schema: Some(frame_stream_schema()),
+        inputs: sluice_core::InputSchema::only(frame_stream_schema()),
         metrics: metrics.clone(),
     };
     let mut transform = cfg.build(&cx)?;

@@ -1,6 +1,8 @@
 //! Metric names of the vision components, registered through
 //! `ComponentMetrics::{counter, counter_with}` so they carry the standard labels.
 
+use sluice_core::metrics::{MetricDoc, Unit};
+
 /// Frames a `detect` transform ran the model on.
 pub const DETECT_FRAMES_TOTAL: &str = "sluice_detect_frames_total";
 /// Objects reported by a `detect` transform.
@@ -16,3 +18,46 @@ pub const DETECT_THUMBNAILS_DELETED_TOTAL: &str = "sluice_detect_thumbnails_dele
 /// Failures of a `detect` transform's thumbnail store, by `reason`
 /// (`encode`, `write`, `delete`, `scan`).
 pub const DETECT_THUMBNAIL_ERRORS_TOTAL: &str = "sluice_detect_thumbnail_errors_total";
+
+/// Help texts of the `frames` source's metrics.
+pub const FRAMES_METRICS: &[MetricDoc] = &[
+    MetricDoc::counter(
+        FRAMES_CAPTURED_TOTAL,
+        Unit::Count,
+        "Frames a frame source captured.",
+    ),
+    MetricDoc::counter(
+        FRAMES_RECONNECTS_TOTAL,
+        Unit::Count,
+        "Reconnects of a frame source after a failed, stalled or vanished stream.",
+    ),
+];
+
+/// Help texts of the `detect` transform's metrics.
+pub const DETECT_METRICS: &[MetricDoc] = &[
+    MetricDoc::counter(
+        DETECT_FRAMES_TOTAL,
+        Unit::Count,
+        "Frames a detect transform ran the model on.",
+    ),
+    MetricDoc::counter(
+        DETECT_OBJECTS_TOTAL,
+        Unit::Count,
+        "Objects a detect transform reported.",
+    ),
+    MetricDoc::counter(
+        DETECT_THUMBNAILS_TOTAL,
+        Unit::Count,
+        "Thumbnails a detect transform wrote.",
+    ),
+    MetricDoc::counter(
+        DETECT_THUMBNAILS_DELETED_TOTAL,
+        Unit::Count,
+        "Thumbnails a detect transform deleted to stay within its retention limits.",
+    ),
+    MetricDoc::counter(
+        DETECT_THUMBNAIL_ERRORS_TOTAL,
+        Unit::Count,
+        "Failures of a detect transform's thumbnail store, by reason.",
+    ),
+];

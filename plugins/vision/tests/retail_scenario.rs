@@ -59,7 +59,7 @@ fn cx(input: SchemaRef) -> BuildCx {
     BuildCx {
         pipeline: "retail".into(),
         id: "c".into(),
-        input_schema: Some(input),
+        inputs: sluice_core::InputSchema::only(input),
         metrics: ComponentMetrics::new(labels),
     }
 }
@@ -114,9 +114,18 @@ async fn scenario(msgs: Vec<Msg>, detect: &str, zones: &str) -> Vec<Event> {
     let zones: ZonesConfig =
         serde_saphyr::from_str(&format!("inputs: [tracked]\n{zones}")).unwrap();
     let mut v = Validator::new();
-    let detected = detect.check(&frame_stream_schema(), &mut v).unwrap();
-    let tracked = track.check(&detected, &mut v).unwrap();
-    zones.check(&tracked, &mut v).unwrap();
+    let detected = detect
+        .check(
+            &sluice_core::InputSchema::only(frame_stream_schema()),
+            &mut v,
+        )
+        .unwrap();
+    let tracked = track
+        .check(&sluice_core::InputSchema::only(detected.clone()), &mut v)
+        .unwrap();
+    zones
+        .check(&sluice_core::InputSchema::only(tracked.clone()), &mut v)
+        .unwrap();
 
     let mut d = detect.build(&cx(frame_stream_schema())).unwrap();
     let rows = through(&mut d, msgs).await;

@@ -116,7 +116,7 @@ async fn devices_fitted_on_ten_healthy_minutes_alert_on_faults_not_on_health() {
     let cx = BuildCx {
         pipeline: "line".into(),
         id: "scored".into(),
-        input_schema: Some(schema()),
+        inputs: sluice_core::InputSchema::only(schema()),
         metrics: metrics.clone(),
     };
     let mut t = cfg.build(&cx).unwrap();

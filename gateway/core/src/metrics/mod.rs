@@ -10,6 +10,7 @@ pub mod names;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use metrics::Unit;
 use metrics::{Counter, Gauge, Histogram, Label};
 
 use crate::error::ComponentError;
@@ -254,182 +255,146 @@ impl InputMetrics {
     }
 }
 
-/// Registers help texts for every metric name with the installed recorder.
-pub fn describe_all() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
+/// How a metric is recorded, for its Prometheus `TYPE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// A distribution of observations.
+    Histogram,
+}
+
+/// A metric's name, type, unit and help text. Every crate that records
+/// metrics lists them as a table of these; [`describe`] registers them.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDoc {
+    /// Metric name.
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: MetricType,
+    /// Unit of the values.
+    pub unit: Unit,
+    /// One sentence for `# HELP`.
+    pub help: &'static str,
+}
+
+impl MetricDoc {
+    /// A counter.
+    pub const fn counter(name: &'static str, unit: Unit, help: &'static str) -> Self {
+        Self {
+            name,
+            kind: MetricType::Counter,
+            unit,
+            help,
+        }
+    }
+
+    /// A gauge.
+    pub const fn gauge(name: &'static str, unit: Unit, help: &'static str) -> Self {
+        Self {
+            name,
+            kind: MetricType::Gauge,
+            unit,
+            help,
+        }
+    }
+
+    /// A histogram.
+    pub const fn histogram(name: &'static str, unit: Unit, help: &'static str) -> Self {
+        Self {
+            name,
+            kind: MetricType::Histogram,
+            unit,
+            help,
+        }
+    }
+}
+
+/// Registers the help texts of `docs` with the installed recorder.
+pub fn describe(docs: &[MetricDoc]) {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    for d in docs {
+        match d.kind {
+            MetricType::Counter => describe_counter!(d.name, d.unit, d.help),
+            MetricType::Gauge => describe_gauge!(d.name, d.unit, d.help),
+            MetricType::Histogram => describe_histogram!(d.name, d.unit, d.help),
+        }
+    }
+}
+
+/// The metrics every component and edge has.
+pub const METRICS: &[MetricDoc] = &[
+    MetricDoc::counter(
         COMPONENT_RECEIVED_ROWS_TOTAL,
         Unit::Count,
-        "Rows received by a component."
-    );
-    describe_counter!(
+        "Rows received by a component.",
+    ),
+    MetricDoc::counter(
         COMPONENT_RECEIVED_BATCHES_TOTAL,
         Unit::Count,
-        "Batches received by a component."
-    );
-    describe_counter!(
+        "Batches received by a component.",
+    ),
+    MetricDoc::counter(
         COMPONENT_RECEIVED_BYTES_TOTAL,
         Unit::Bytes,
-        "Bytes received by a component (sources: payload bytes)."
-    );
-    describe_counter!(
+        "Bytes received by a component (sources: payload bytes).",
+    ),
+    MetricDoc::counter(
         COMPONENT_SENT_ROWS_TOTAL,
         Unit::Count,
-        "Rows sent downstream by a component."
-    );
-    describe_counter!(
+        "Rows sent downstream by a component.",
+    ),
+    MetricDoc::counter(
         COMPONENT_SENT_BATCHES_TOTAL,
         Unit::Count,
-        "Batches sent downstream by a component."
-    );
-    describe_counter!(
+        "Batches sent downstream by a component.",
+    ),
+    MetricDoc::counter(
         COMPONENT_DISCARDED_ROWS_TOTAL,
         Unit::Count,
-        "Rows dropped by a component, by reason."
-    );
-    describe_counter!(
+        "Rows dropped by a component, by reason.",
+    ),
+    MetricDoc::counter(
         COMPONENT_ERRORS_TOTAL,
         Unit::Count,
-        "Errors of a component, by code, kind and stage."
-    );
-    describe_histogram!(
+        "Errors of a component, by code, kind and stage.",
+    ),
+    MetricDoc::histogram(
         COMPONENT_PROCESSING_SECONDS,
         Unit::Seconds,
-        "Time to process one batch."
-    );
-    describe_counter!(
+        "Time to process one batch.",
+    ),
+    MetricDoc::counter(
         COMPONENT_RESTARTS_TOTAL,
         Unit::Count,
-        "Restarts of a component by the supervisor."
-    );
-    describe_counter!(
+        "Restarts of a component by the supervisor.",
+    ),
+    MetricDoc::counter(
         EDGE_SENT_BATCHES_TOTAL,
         Unit::Count,
-        "Batches put on an edge."
-    );
-    describe_counter!(
+        "Batches put on an edge.",
+    ),
+    MetricDoc::counter(
         EDGE_RECEIVED_BATCHES_TOTAL,
         Unit::Count,
-        "Batches taken off an edge."
-    );
-    describe_gauge!(
+        "Batches taken off an edge.",
+    ),
+    MetricDoc::gauge(
         EDGE_QUEUE_BATCHES,
         Unit::Count,
-        "Batches waiting on an edge."
-    );
-    describe_counter!(
-        MQTT_CONNECTION_ERRORS_TOTAL,
-        Unit::Count,
-        "MQTT connection errors."
-    );
-    describe_counter!(
-        MQTT_RECONNECTS_TOTAL,
-        Unit::Count,
-        "MQTT reconnects after a lost connection."
-    );
-    describe_counter!(
-        MQTT_PUBLISHED_MESSAGES_TOTAL,
-        Unit::Count,
-        "Messages published by an MQTT sink."
-    );
-    describe_gauge!(
-        OUTBOX_STORED_ROWS,
-        Unit::Count,
-        "Entries waiting in an outbox."
-    );
-    describe_gauge!(
-        OUTBOX_STORED_BYTES,
-        Unit::Bytes,
-        "Bytes waiting in an outbox."
-    );
-    describe_gauge!(
-        OUTBOX_OLDEST_AGE_SECONDS,
-        Unit::Seconds,
-        "Age of the oldest entry waiting in an outbox."
-    );
-    describe_counter!(
-        OUTBOX_ACKED_ROWS_TOTAL,
-        Unit::Count,
-        "Outbox entries acknowledged upstream and removed."
-    );
-    describe_counter!(
-        OUTBOX_EVICTED_ROWS_TOTAL,
-        Unit::Count,
-        "Outbox entries evicted, by reason."
-    );
-    describe_counter!(
-        OUTBOX_QUARANTINED_FILES_TOTAL,
-        Unit::Count,
-        "Damaged outbox files moved aside."
-    );
-    describe_gauge!(
+        "Batches waiting on an edge.",
+    ),
+    MetricDoc::gauge(
         LINK_UP,
         Unit::Count,
-        "Whether a component's upstream link is up (1) or down (0)."
-    );
-    describe_gauge!(
-        ANOMALY_KEYS,
-        Unit::Count,
-        "Keys whose state an anomaly transform holds."
-    );
-    describe_counter!(
-        ANOMALY_EVICTED_KEYS_TOTAL,
-        Unit::Count,
-        "Keys an anomaly transform forgot (idle or over the key limit)."
-    );
-    describe_counter!(
-        ANOMALY_SCORED_ROWS_TOTAL,
-        Unit::Count,
-        "Rows an anomaly transform scored."
-    );
-    describe_counter!(
-        ANOMALY_FLAGGED_ROWS_TOTAL,
-        Unit::Count,
-        "Rows an anomaly transform flagged as anomalous."
-    );
-    describe_counter!(
-        ANOMALY_INCIDENTS_TOTAL,
-        Unit::Count,
-        "Incidents an anomaly transform opened."
-    );
-    describe_counter!(
-        ANOMALY_FITTED_KEYS_TOTAL,
-        Unit::Count,
-        "Keys an anomaly transform fitted a model for."
-    );
-    describe_counter!(
-        ANOMALY_SUPPRESSED_TOTAL,
-        Unit::Count,
-        "Incident openings held back by a key's cool-down."
-    );
-    describe_counter!(
-        SUMMARIZE_FALLBACKS_TOTAL,
-        Unit::Count,
-        "Digests whose model summary was replaced by the template, by reason."
-    );
-    describe_counter!(
-        SUMMARIZE_REGENERATIONS_TOTAL,
-        Unit::Count,
-        "Extra generations after an answer failed the grounding check."
-    );
-    describe_counter!(
-        SUMMARIZE_ESCALATIONS_TOTAL,
-        Unit::Count,
-        "Digests handled by a summarize escalation, by outcome."
-    );
-    describe_counter!(
-        SUMMARIZE_ESCALATION_FAILURES_TOTAL,
-        Unit::Count,
-        "Escalations that brought no answer, by reason."
-    );
-    describe_counter!(
-        SUMMARIZE_ESCALATION_SENT_BYTES_TOTAL,
-        Unit::Bytes,
-        "Request bytes sent to the escalation endpoint."
-    );
-    describe_counter!(
-        SUMMARIZE_ESCALATION_WINDOW_BYTES_TOTAL,
-        Unit::Bytes,
-        "Event bytes (JSON lines) behind the escalated digests."
-    );
+        "Whether a component's upstream link is up (1) or down (0).",
+    ),
+];
+
+/// Registers the help texts of the metrics every component and edge has;
+/// each plugin registers its own (the catalog's `describe_metrics` does all).
+pub fn describe_all() {
+    describe(METRICS);
 }

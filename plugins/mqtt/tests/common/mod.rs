@@ -38,7 +38,9 @@ fn build_cx(
     BuildCx {
         pipeline: pipeline.into(),
         id: id.into(),
-        input_schema: input,
+        inputs: input
+            .map(sluice_core::InputSchema::only)
+            .unwrap_or_default(),
         metrics: ComponentMetrics::new(ComponentLabels::new(pipeline, id, kind, "mqtt")),
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
+use sluice_core::InputSchema;
 use sluice_core::arrow_schema::{DataType, Field, Schema, SchemaRef};
 use sluice_core::{
     BufferConfig, BuildCx, BuildError, EnvString, HumanDuration, TransformConfig, Validator,
@@ -884,6 +885,7 @@ pub(crate) fn is_key_type(t: &DataType) -> bool {
 
 impl TransformConfig for AnomalyConfig {
     const TYPE: &'static str = "anomaly";
+    const METRICS: &'static [sluice_core::metrics::MetricDoc] = super::names::METRICS;
     type Component = AnomalyTransform;
 
     fn inputs(&self) -> &[String] {
@@ -894,7 +896,8 @@ impl TransformConfig for AnomalyConfig {
         self.buffer
     }
 
-    fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
+    fn check(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
+        let input = InputSchema::stream(inputs)?;
         let schema = self.check_columns(input, v);
         if !self.check_scoring(v) {
             return None;
@@ -916,17 +919,7 @@ impl TransformConfig for AnomalyConfig {
         let input = cx.require_input_schema()?;
         let mut v = Validator::new();
         let Some(output) = self.check_columns(&input, &mut v) else {
-            let msgs: Vec<String> = v
-                .into_issues()
-                .into_iter()
-                .filter(|i| i.severity == sluice_core::validate::Severity::Error)
-                .map(|i| i.message)
-                .collect();
-            return Err(BuildError::msg(format!(
-                "component `{}`: {}",
-                cx.id,
-                msgs.join("; ")
-            )));
+            return Err(v.into_build_error(&cx.id));
         };
         let scorer = if self.is_pca() {
             Scorer::Pca(

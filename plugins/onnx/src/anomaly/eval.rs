@@ -618,20 +618,12 @@ pub async fn evaluate_csv(
     let table = read_table(path, config, opts)?;
     let schema = replay_schema(config, opts);
     let mut v = Validator::new();
-    if config.check(&schema, &mut v).is_none() || v.has_errors() {
-        let msgs: Vec<String> = v
-            .into_issues()
-            .into_iter()
-            .filter(|i| i.severity == sluice_core::validate::Severity::Error)
-            .map(|i| {
-                if i.path.is_empty() {
-                    i.message
-                } else {
-                    format!("{}: {}", i.path.join("."), i.message)
-                }
-            })
-            .collect();
-        return Err(EvalError::Config(msgs.join("; ")));
+    if config
+        .check(&sluice_core::InputSchema::only(schema.clone()), &mut v)
+        .is_none()
+        || v.has_errors()
+    {
+        return Err(EvalError::Config(v.error_messages()));
     }
     let metrics = ComponentMetrics::new(ComponentLabels::new(
         "eval",
@@ -642,7 +634,7 @@ pub async fn evaluate_csv(
     let cx = BuildCx {
         pipeline: "eval".into(),
         id: "anomaly".into(),
-        input_schema: Some(schema.clone()),
+        inputs: sluice_core::InputSchema::only(schema.clone()),
         metrics: metrics.clone(),
     };
     let mut transform = config.build(&cx)?;

@@ -25,6 +25,7 @@ mod incident;
 mod likelihood;
 mod model;
 pub mod nab;
+pub mod names;
 pub mod pca;
 mod state;
 mod transform;

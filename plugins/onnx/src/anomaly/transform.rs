@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::names;
 use arrow_cast::cast;
 use metrics::{Counter, Gauge};
 use sluice_core::arrow_array::cast::AsArray;
@@ -18,7 +19,6 @@ use sluice_core::arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use sluice_core::arrow_schema::{ArrowError, DataType, SchemaRef, TimeUnit};
-use sluice_core::metrics::names;
 use sluice_core::schema::{event_time_column, same_columns};
 use sluice_core::{BuildCx, BuildError, ComponentError, ComponentMetrics, Emitter, Msg, Transform};
 use tokio::time::Instant;

@@ -23,7 +23,10 @@ fn tumbling(size: &str, lateness: &str) -> String {
 
 fn check_errors(cfg: &SqlConfig, input: &SchemaRef) -> Vec<(Vec<String>, String)> {
     let mut v = Validator::new();
-    assert!(cfg.check(input, &mut v).is_none());
+    assert!(
+        cfg.check(&sluice_core::InputSchema::only(input.clone()), &mut v)
+            .is_none()
+    );
     v.into_issues()
         .into_iter()
         .map(|i| (i.path, i.message))
@@ -34,7 +37,10 @@ fn check_errors(cfg: &SqlConfig, input: &SchemaRef) -> Vec<(Vec<String>, String)
 fn check_returns_window_bounds_then_query_columns() {
     let schema = telemetry_schema(true);
     let out = config(&tumbling("10s", "2s"))
-        .check(&schema, &mut Validator::new())
+        .check(
+            &sluice_core::InputSchema::only(schema.clone()),
+            &mut Validator::new(),
+        )
         .unwrap();
     let fields: Vec<_> = out
         .fields()
@@ -116,7 +122,10 @@ fn event_time_of_the_wrong_type_is_reported_at_window() {
 #[test]
 fn lateness_without_event_time_is_a_warning() {
     let mut v = Validator::new();
-    let out = config(&tumbling("10s", "2s")).check(&telemetry_schema(false), &mut v);
+    let out = config(&tumbling("10s", "2s")).check(
+        &sluice_core::InputSchema::only(telemetry_schema(false)),
+        &mut v,
+    );
     assert!(out.is_some());
     let issues = v.into_issues();
     assert_eq!(issues.len(), 1);

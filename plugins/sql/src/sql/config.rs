@@ -11,7 +11,6 @@ use sluice_core::{BufferConfig, BuildCx, BuildError, TransformConfig, Validator}
 use super::transform::SqlTransform;
 use crate::engine::{INPUT_TABLE, QueryEngine};
 use crate::sql::joined::Other;
-use crate::util::errors_to_build_error;
 use crate::window::{WindowConfig, WindowSpec};
 
 /// Name of the first output column of a windowed query.
@@ -227,50 +226,30 @@ impl TransformConfig for SqlConfig {
         self.buffer
     }
 
-    fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
-        self.plan(input, v).map(|p| p.output_schema)
-    }
-
-    fn build(&self, cx: &BuildCx) -> Result<SqlTransform, BuildError> {
-        if self.joins_inputs() {
-            return Err(BuildError::msg(format!(
-                "component `{}` joins its inputs and needs the schema of each",
-                cx.id
-            )));
-        }
-        let input = cx.require_input_schema()?;
-        let mut v = Validator::new();
-        match self.plan(&input, &mut v) {
-            Some(planned) if !v.has_errors() => Ok(SqlTransform::new(self, planned, input, cx)),
-            _ => Err(errors_to_build_error(&cx.id, v)),
-        }
-    }
-
     fn reads_inputs_apart(&self) -> bool {
         self.joins_inputs()
     }
 
-    fn check_inputs(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
-        if !self.joins_inputs() {
-            return self.check(&inputs.first()?.schema, v);
+    fn check(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
+        if self.joins_inputs() {
+            self.plan_joined(inputs, v).map(|p| p.output_schema)
+        } else {
+            self.plan(InputSchema::stream(inputs)?, v)
+                .map(|p| p.output_schema)
         }
-        self.plan_joined(inputs, v).map(|p| p.output_schema)
     }
 
-    fn build_inputs(
-        &self,
-        cx: &BuildCx,
-        inputs: &[InputSchema],
-    ) -> Result<SqlTransform, BuildError> {
-        if !self.joins_inputs() {
-            return self.build(cx);
-        }
+    fn build(&self, cx: &BuildCx) -> Result<SqlTransform, BuildError> {
+        let input = cx.require_input_schema()?;
         let mut v = Validator::new();
-        match (self.plan_joined(inputs, &mut v), inputs.first()) {
-            (Some(planned), Some(first)) if !v.has_errors() => {
-                Ok(SqlTransform::new(self, planned, first.schema.clone(), cx))
-            }
-            _ => Err(errors_to_build_error(&cx.id, v)),
+        let planned = if self.joins_inputs() {
+            self.plan_joined(&cx.inputs, &mut v)
+        } else {
+            self.plan(&input, &mut v)
+        };
+        match planned {
+            Some(planned) if !v.has_errors() => Ok(SqlTransform::new(self, planned, input, cx)),
+            _ => Err(v.into_build_error(&cx.id)),
         }
     }
 }

@@ -99,9 +99,10 @@ fn batch(input: usize, rows: &[(i64, i64, i64)]) -> RecordBatch {
 fn run(yaml: &str, batches: Vec<Batch>) -> (Output, u64) {
     recorded(|metrics| async move {
         let inputs = inputs();
-        let cx = build_cx(&inputs[0].schema, SqlConfig::TYPE);
+        let mut cx = build_cx(&inputs[0].schema, SqlConfig::TYPE);
+        cx.inputs = inputs.clone();
         let config: SqlConfig = serde_saphyr::from_str(yaml).unwrap();
-        let mut t = config.build_inputs(&cx, &inputs).unwrap();
+        let mut t = config.build(&cx).unwrap();
         let (mut out, mut rx) = emitter(&cx);
         let mut emitted = Vec::new();
         for (input, rows) in batches {

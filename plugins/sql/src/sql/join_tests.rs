@@ -118,8 +118,9 @@ struct Running {
 impl Running {
     fn start(yaml: &str) -> Self {
         let inputs = inputs();
-        let cx = build_cx(&inputs[0].schema, SqlConfig::TYPE);
-        let t = config(yaml).build_inputs(&cx, &inputs).unwrap();
+        let mut cx = build_cx(&inputs[0].schema, SqlConfig::TYPE);
+        cx.inputs = inputs.clone();
+        let t = config(yaml).build(&cx).unwrap();
         let (out, rx) = emitter(&cx);
         Self { t, out, rx }
     }
@@ -285,7 +286,7 @@ fn shutdown_flushes_open_windows_with_their_context() {
 
 fn check_errors(yaml: &str, inputs: &[InputSchema]) -> Vec<(Vec<String>, String)> {
     let mut v = Validator::new();
-    let out = config(yaml).check_inputs(inputs, &mut v);
+    let out = config(yaml).check(inputs, &mut v);
     let issues: Vec<_> = v
         .into_issues()
         .into_iter()
@@ -308,7 +309,7 @@ fn joined_mode_needs_two_inputs_named_as_tables() {
 #[test]
 fn check_returns_window_bounds_then_the_joined_query_columns() {
     let out = config(NON_SCAN)
-        .check_inputs(&inputs(), &mut Validator::new())
+        .check(&inputs(), &mut Validator::new())
         .unwrap();
     let names: Vec<_> = out.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
@@ -351,7 +352,7 @@ fn table_input_is_not_defined_in_joined_mode() {
 fn context_without_a_join_is_rejected_at_its_key() {
     let yaml = "inputs: [bagged]\nquery: SELECT count(*) AS n FROM input\nwindow: { tumbling: 10s, context: 30s }\n";
     let mut v = Validator::new();
-    config(yaml).check(&bagged_schema(), &mut v);
+    config(yaml).check(&sluice_core::InputSchema::only(bagged_schema()), &mut v);
     let issues = v.into_issues();
     assert_eq!(issues.len(), 1, "{issues:?}");
     assert_eq!(issues[0].path, ["window", "context"]);
@@ -391,5 +392,5 @@ fn inputs_with_and_without_event_time_are_reported_at_the_input() {
 fn build_without_the_schema_of_each_input_fails() {
     let cx = build_cx(&bagged_schema(), SqlConfig::TYPE);
     let err = config(NON_SCAN).build(&cx).unwrap_err();
-    assert!(err.to_string().contains("schema of each"), "{err}");
+    assert!(err.to_string().contains("are not all known"), "{err}");
 }

@@ -291,7 +291,12 @@ fn without_window_the_query_runs_per_batch_and_keeps_event_time() {
         let schema = telemetry_schema(true);
         let yaml = "inputs: [src]\nquery: SELECT device, ts, v * 2 AS v2 FROM input WHERE v > 1\n";
         let cfg = config(yaml);
-        let out_schema = cfg.check(&schema, &mut Validator::new()).unwrap();
+        let out_schema = cfg
+            .check(
+                &sluice_core::InputSchema::only(schema.clone()),
+                &mut Validator::new(),
+            )
+            .unwrap();
         assert_eq!(event_time_column(&out_schema), Some("ts"));
         let mut r = Running::start(yaml, &schema);
         let out = r

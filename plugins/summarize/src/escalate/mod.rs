@@ -15,12 +15,12 @@ mod http;
 
 use std::time::Duration;
 
-use metrics::Counter;
-use serde::Deserialize;
-use sluice_core::metrics::names::{
+use crate::names::{
     SUMMARIZE_ESCALATION_FAILURES_TOTAL, SUMMARIZE_ESCALATION_SENT_BYTES_TOTAL,
     SUMMARIZE_ESCALATION_WINDOW_BYTES_TOTAL, SUMMARIZE_ESCALATIONS_TOTAL,
 };
+use metrics::Counter;
+use serde::Deserialize;
 use sluice_core::{Backoff, ComponentMetrics, EnvString, HumanDuration, Validator};
 use tokio::time::Instant;
 use tracing::warn;

@@ -15,7 +15,7 @@ fn parse(yaml: &str) -> SummarizeConfig {
 
 fn errors(cfg: &SummarizeConfig) -> Vec<Issue> {
     let mut v = Validator::new();
-    let schema = cfg.check(&events::schema(), &mut v);
+    let schema = cfg.check(&sluice_core::InputSchema::only(events::schema()), &mut v);
     let errors: Vec<Issue> = v
         .into_issues()
         .into_iter()
@@ -102,7 +102,7 @@ fn a_truncated_gguf_is_an_error_not_a_crash() {
     let cx = BuildCx {
         pipeline: "test".into(),
         id: "digest".into(),
-        input_schema: Some(events::schema()),
+        inputs: sluice_core::InputSchema::only(events::schema()),
         metrics: ComponentMetrics::new(ComponentLabels::new(
             "test",
             "digest",
@@ -153,7 +153,9 @@ fn column_settings_are_checked_against_the_input() {
 fn a_valid_config_yields_the_digest_schema() {
     let cfg = config("every: 5m\n");
     let mut v = Validator::new();
-    let schema = cfg.check(&events::schema(), &mut v).unwrap();
+    let schema = cfg
+        .check(&sluice_core::InputSchema::only(events::schema()), &mut v)
+        .unwrap();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
         names,

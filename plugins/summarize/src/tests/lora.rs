@@ -87,7 +87,7 @@ fn lora_config(adapter: &Path, extra: &str) -> SummarizeConfig {
 
 fn lora_errors(cfg: &SummarizeConfig) -> Vec<(Vec<String>, String)> {
     let mut v = Validator::new();
-    let schema = cfg.check(&events::schema(), &mut v);
+    let schema = cfg.check(&sluice_core::InputSchema::only(events::schema()), &mut v);
     let errors: Vec<_> = v
         .into_issues()
         .into_iter()

@@ -71,7 +71,7 @@ pub(crate) fn harness(
     let cx = BuildCx {
         pipeline: "test".into(),
         id: "digest".into(),
-        input_schema: Some(schema),
+        inputs: sluice_core::InputSchema::only(schema),
         metrics: metrics.clone(),
     };
     let transform = match capture {

@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::names::SUMMARIZE_FALLBACKS_TOTAL;
 use sluice_core::Validator;
-use sluice_core::metrics::names::SUMMARIZE_FALLBACKS_TOTAL;
 use sluice_testkit::MetricsCapture;
 
 use super::events::{self, BATCHES};

@@ -17,7 +17,6 @@ use sluice_core::arrow_array::{
     ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
 use sluice_core::arrow_schema::{DataType, Field, Schema, SchemaRef};
-use sluice_core::metrics::names::SUMMARIZE_FALLBACKS_TOTAL;
 use sluice_core::metrics::{ComponentKind, ComponentLabels};
 use sluice_core::schema::{TIMESTAMP_MS, with_event_time};
 use sluice_core::{
@@ -25,6 +24,7 @@ use sluice_core::{
     TransformConfig, Validator, WhenFull,
 };
 use sluice_plugin_summarize::facts::{Collector, Facts};
+use sluice_plugin_summarize::names::SUMMARIZE_FALLBACKS_TOTAL;
 use sluice_plugin_summarize::{FALLBACK_REASONS, SummarizeConfig};
 use sluice_testkit::MetricsCapture;
 use tokio::sync::mpsc;
@@ -199,7 +199,7 @@ pub async fn run(cfg: &SummarizeConfig, batch: &EvalBatch) -> Run {
     let cx = BuildCx {
         pipeline: "eval".into(),
         id: "digest".into(),
-        input_schema: Some(batch.schema()),
+        inputs: sluice_core::InputSchema::only(batch.schema()),
         metrics: metrics.clone(),
     };
     let mut transform = capture

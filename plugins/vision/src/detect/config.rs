@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use sluice_core::InputSchema;
 use sluice_core::arrow_schema::{DataType, Field, Schema, SchemaRef};
 use sluice_core::schema::{EVENT_TIME_KEY, TIMESTAMP_MS};
 use sluice_core::{
@@ -262,6 +263,7 @@ fn report_model_error(e: &ModelError, v: &mut Validator) {
 
 impl TransformConfig for DetectConfig {
     const TYPE: &'static str = "detect";
+    const METRICS: &'static [sluice_core::metrics::MetricDoc] = crate::names::DETECT_METRICS;
     const INPUT: sluice_core::Payload = sluice_core::Payload::Frames;
     type Component = DetectTransform;
 
@@ -273,7 +275,8 @@ impl TransformConfig for DetectConfig {
         self.buffer
     }
 
-    fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
+    fn check(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
+        let input = InputSchema::stream(inputs)?;
         let mut ok = self.check_options(v);
         if Payload::of(input) != Payload::Frames {
             v.error(
@@ -293,12 +296,7 @@ impl TransformConfig for DetectConfig {
     fn build(&self, cx: &BuildCx) -> Result<DetectTransform, BuildError> {
         let mut v = Validator::new();
         if !self.check_options(&mut v) {
-            let msgs: Vec<String> = v.into_issues().into_iter().map(|i| i.message).collect();
-            return Err(BuildError::msg(format!(
-                "component `{}`: {}",
-                cx.id,
-                msgs.join("; ")
-            )));
+            return Err(v.into_build_error(&cx.id));
         }
         let detector = self
             .load_detector()

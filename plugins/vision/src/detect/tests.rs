@@ -64,7 +64,7 @@ fn harness(cfg: &DetectConfig) -> Harness {
     let cx = BuildCx {
         pipeline: "test".into(),
         id: "detect".into(),
-        input_schema: Some(frame_stream_schema()),
+        inputs: sluice_core::InputSchema::only(frame_stream_schema()),
         metrics: metrics.clone(),
     };
     let transform = cfg.build(&cx).unwrap();
@@ -217,7 +217,11 @@ async fn a_corrupt_frame_is_dropped_and_the_next_one_is_detected() {
 fn check_refuses_a_row_input() {
     let rows = Arc::new(sluice_core::arrow_schema::Schema::empty());
     let mut v = Validator::new();
-    assert!(config("").check(&rows, &mut v).is_none());
+    assert!(
+        config("")
+            .check(&sluice_core::InputSchema::only(rows.clone()), &mut v)
+            .is_none()
+    );
     let issues = v.into_issues();
     assert!(
         issues.iter().any(|i| i.severity == Severity::Error
@@ -230,14 +234,27 @@ fn check_refuses_a_row_input() {
 #[test]
 fn check_reports_a_format_that_does_not_fit_the_model() {
     let mut v = Validator::new();
-    assert!(config("").check(&frame_stream_schema(), &mut v).is_some());
+    assert!(
+        config("")
+            .check(
+                &sluice_core::InputSchema::only(frame_stream_schema()),
+                &mut v
+            )
+            .is_some()
+    );
     let cfg = config("").clone();
     let yolo = DetectConfig {
         format: Format::Yolov8,
         ..cfg
     };
     let mut v = Validator::new();
-    assert!(yolo.check(&frame_stream_schema(), &mut v).is_none());
+    assert!(
+        yolo.check(
+            &sluice_core::InputSchema::only(frame_stream_schema()),
+            &mut v
+        )
+        .is_none()
+    );
     let issues = v.into_issues();
     assert!(
         issues
@@ -250,7 +267,10 @@ fn check_reports_a_format_that_does_not_fit_the_model() {
 #[test]
 fn check_names_an_unknown_class() {
     let mut v = Validator::new();
-    config("classes: [Person]\n").check(&frame_stream_schema(), &mut v);
+    config("classes: [Person]\n").check(
+        &sluice_core::InputSchema::only(frame_stream_schema()),
+        &mut v,
+    );
     let issues = v.into_issues();
     let issue = issues.iter().find(|i| i.path == ["classes"]).unwrap();
     assert_eq!(issue.help.as_deref(), Some("did you mean `person`?"));

@@ -160,6 +160,7 @@ impl FramesConfig {
 
 impl SourceConfig for FramesConfig {
     const TYPE: &'static str = "frames";
+    const METRICS: &'static [sluice_core::metrics::MetricDoc] = crate::names::FRAMES_METRICS;
     type Component = FramesSource;
 
     fn check(&self, v: &mut Validator) -> Option<SchemaRef> {
@@ -169,12 +170,7 @@ impl SourceConfig for FramesConfig {
     fn build(&self, cx: &BuildCx) -> Result<FramesSource, BuildError> {
         let mut v = Validator::new();
         let Some(input) = self.input(&mut v) else {
-            let msgs: Vec<String> = v.into_issues().into_iter().map(|i| i.message).collect();
-            return Err(BuildError::msg(format!(
-                "component `{}`: {}",
-                cx.id,
-                msgs.join("; ")
-            )));
+            return Err(v.into_build_error(&cx.id));
         };
         Ok(FramesSource::new(self, input, cx))
     }

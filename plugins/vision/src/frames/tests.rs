@@ -42,7 +42,7 @@ fn start(yaml: &str, capacity: usize) -> Running {
     let cx = BuildCx {
         pipeline: "t".into(),
         id: "cam".into(),
-        input_schema: None,
+        inputs: Vec::new(),
         metrics: metrics.clone(),
     };
     let source = cfg.build(&cx).unwrap();

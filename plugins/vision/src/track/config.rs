@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use sluice_core::InputSchema;
 use sluice_core::arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use sluice_core::{
     BufferConfig, BuildCx, BuildError, HumanDuration, Payload, TransformConfig, Validator,
@@ -168,7 +169,8 @@ impl TransformConfig for TrackConfig {
         self.buffer
     }
 
-    fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
+    fn check(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
+        let input = InputSchema::stream(inputs)?;
         self.check_all(input, v)
     }
 
@@ -176,12 +178,7 @@ impl TransformConfig for TrackConfig {
         let input = cx.require_input_schema()?;
         let mut v = Validator::new();
         let Some(output) = self.check_all(&input, &mut v) else {
-            let msgs: Vec<String> = v.into_issues().into_iter().map(|i| i.message).collect();
-            return Err(BuildError::msg(format!(
-                "component `{}`: {}",
-                cx.id,
-                msgs.join("; ")
-            )));
+            return Err(v.into_build_error(&cx.id));
         };
         Ok(TrackTransform::new(self.params(), output))
     }

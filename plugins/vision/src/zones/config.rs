@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use sluice_core::InputSchema;
 use sluice_core::arrow_schema::{DataType, Field, Schema, SchemaRef};
 use sluice_core::schema::{EVENT_TIME_KEY, TIMESTAMP_MS};
 use sluice_core::{BufferConfig, BuildCx, BuildError, HumanDuration, TransformConfig, Validator};
@@ -252,7 +253,8 @@ impl TransformConfig for ZonesConfig {
         self.buffer
     }
 
-    fn check(&self, input: &SchemaRef, v: &mut Validator) -> Option<SchemaRef> {
+    fn check(&self, inputs: &[InputSchema], v: &mut Validator) -> Option<SchemaRef> {
+        let input = InputSchema::stream(inputs)?;
         self.check_rules(input, v)
             .then(|| events_schema(Self::carries_thumbnail(input)))
     }
@@ -261,12 +263,7 @@ impl TransformConfig for ZonesConfig {
         let input = cx.require_input_schema()?;
         let mut v = Validator::new();
         if !self.check_rules(&input, &mut v) {
-            let msgs: Vec<String> = v.into_issues().into_iter().map(|i| i.message).collect();
-            return Err(BuildError::msg(format!(
-                "component `{}`: {}",
-                cx.id,
-                msgs.join("; ")
-            )));
+            return Err(v.into_build_error(&cx.id));
         }
         Ok(ZonesTransform::new(self, Self::carries_thumbnail(&input)))
     }

@@ -157,7 +157,10 @@ fn check_wants_a_schedule_for_after_hours_rules() {
     let input = std::sync::Arc::new(sluice_core::arrow_schema::Schema::new(fields));
     let mut v = sluice_core::Validator::new();
     use sluice_core::TransformConfig;
-    assert!(cfg.check(&input, &mut v).is_none());
+    assert!(
+        cfg.check(&sluice_core::InputSchema::only(input.clone()), &mut v)
+            .is_none()
+    );
     let issues = v.into_issues();
     assert_eq!(issues.len(), 1, "{issues:?}");
     assert_eq!(issues[0].path, ["zones", "0", "when"]);
@@ -219,7 +222,7 @@ mod thumbnails {
         BuildCx {
             pipeline: "test".into(),
             id: "c".into(),
-            input_schema: Some(input),
+            inputs: sluice_core::InputSchema::only(input),
             metrics: ComponentMetrics::new(labels),
         }
     }
@@ -252,11 +255,19 @@ mod thumbnails {
     async fn track_and_zones_carry_the_thumbnail_to_the_events() {
         let track: TrackConfig = serde_saphyr::from_str("inputs: [people]\n").unwrap();
         let tracked_schema = track
-            .check(&detection_schema(true), &mut Validator::new())
+            .check(
+                &sluice_core::InputSchema::only(detection_schema(true)),
+                &mut Validator::new(),
+            )
             .unwrap();
         assert!(tracked_schema.field_with_name(THUMBNAIL_COLUMN).is_ok());
         let zones: ZonesConfig = serde_saphyr::from_str(RULES).unwrap();
-        let events_schema = zones.check(&tracked_schema, &mut Validator::new()).unwrap();
+        let events_schema = zones
+            .check(
+                &sluice_core::InputSchema::only(tracked_schema.clone()),
+                &mut Validator::new(),
+            )
+            .unwrap();
         assert_eq!(events_schema, super::super::events_schema(true));
 
         let mut tracker = track.build(&cx(detection_schema(true))).unwrap();
@@ -303,9 +314,17 @@ mod thumbnails {
         let zones: ZonesConfig = serde_saphyr::from_str(RULES).unwrap();
         let track: TrackConfig = serde_saphyr::from_str("inputs: [people]\n").unwrap();
         let tracked = track
-            .check(&detection_schema(false), &mut Validator::new())
+            .check(
+                &sluice_core::InputSchema::only(detection_schema(false)),
+                &mut Validator::new(),
+            )
             .unwrap();
-        let out = zones.check(&tracked, &mut Validator::new()).unwrap();
+        let out = zones
+            .check(
+                &sluice_core::InputSchema::only(tracked.clone()),
+                &mut Validator::new(),
+            )
+            .unwrap();
         assert_eq!(out, output_schema());
     }
 }

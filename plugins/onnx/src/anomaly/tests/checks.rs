@@ -4,7 +4,7 @@ use super::*;
 
 fn check_errors(cfg: &AnomalyConfig, schema: &SchemaRef) -> Vec<(Vec<String>, String)> {
     let mut v = Validator::new();
-    let out = cfg.check(schema, &mut v);
+    let out = cfg.check(&sluice_core::InputSchema::only(schema.clone()), &mut v);
     let issues: Vec<_> = v
         .into_issues()
         .into_iter()
@@ -19,7 +19,9 @@ fn check_errors(cfg: &AnomalyConfig, schema: &SchemaRef) -> Vec<(Vec<String>, St
 fn check_returns_the_input_columns_plus_score_and_flag() {
     let cfg = config(&univariate_yaml(""));
     let mut v = Validator::new();
-    let out = cfg.check(&schema(&["value"]), &mut v).unwrap();
+    let out = cfg
+        .check(&sluice_core::InputSchema::only(schema(&["value"])), &mut v)
+        .unwrap();
     let names: Vec<&str> = out.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
         names,
@@ -51,7 +53,9 @@ fn output_columns_can_be_renamed_to_chain_transforms() {
     ));
     let s = schema(&["value", "anomaly_score", "incident_start"]);
     let mut v = Validator::new();
-    let out = cfg.check(&s, &mut v).unwrap();
+    let out = cfg
+        .check(&sluice_core::InputSchema::only(s.clone()), &mut v)
+        .unwrap();
     let names: Vec<&str> = out.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
         names[5..8],
@@ -174,7 +178,7 @@ fn building_fails_with_context_on_a_corrupt_model() {
     let cx = BuildCx {
         pipeline: "p".into(),
         id: "anomaly".into(),
-        input_schema: Some(s),
+        inputs: sluice_core::InputSchema::only(s),
         metrics: ComponentMetrics::new(ComponentLabels::new(
             "p",
             "anomaly",

@@ -102,7 +102,7 @@ fn harness_in(
     let cx = BuildCx {
         pipeline: pipeline.into(),
         id: "anomaly".into(),
-        input_schema: Some(schema.clone()),
+        inputs: sluice_core::InputSchema::only(schema.clone()),
         metrics: metrics.clone(),
     };
     let transform = match capture {

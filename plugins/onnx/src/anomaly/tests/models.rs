@@ -1,7 +1,7 @@
 //! Scores of known series: clean, spikes, shifts, stuck sensors, keys,
 //! invalid values, eviction, calibration, parity with onnxruntime.
 
-use sluice_core::metrics::names;
+use crate::anomaly::names;
 
 use super::*;
 
