@@ -1,5 +1,6 @@
 //! Test helpers shared by every crate (as a dev-dependency): a real Mosquitto
-//! on loopback, unique names, bounded waits and metric capture.
+//! on loopback, unique names, bounded waits, metric capture and the shared
+//! component harness with its contract checks (`run_transform`).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -17,12 +18,14 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod harness;
 pub mod metrics;
 pub mod mosquitto;
 pub mod wait;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use crate::harness::{TransformHarness, run_transform};
 pub use crate::metrics::MetricsCapture;
 pub use crate::mosquitto::{Mosquitto, gate_mosquitto, is_ci, mosquitto_available};
 pub use crate::wait::{WaitTimeout, wait_until, wait_until_async};

@@ -418,4 +418,17 @@ mod tests {
             "{err}"
         );
     }
+
+    #[tokio::test]
+    async fn a_filter_keeps_the_component_contract() {
+        let schema = telemetry_schema(false);
+        let input = rows(&schema, &[("a", 0, 1.0), ("b", 1, 5.0), ("c", 2, 9.0)]);
+        let out = sluice_testkit::run_transform(
+            &config("inputs: [src]\nwhere: v > 2\n"),
+            schema,
+            vec![Msg::Rows(input)],
+        )
+        .await;
+        assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    }
 }

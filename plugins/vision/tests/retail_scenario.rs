@@ -7,19 +7,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sluice_core::arrow_array::Array;
 use sluice_core::arrow_array::cast::AsArray;
 use sluice_core::arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
-use sluice_core::arrow_array::{Array, RecordBatch};
-use sluice_core::arrow_schema::SchemaRef;
 use sluice_core::bytes::Bytes;
-use sluice_core::metrics::{ComponentKind, ComponentLabels};
 use sluice_core::{
-    BuildCx, ComponentMetrics, EdgeMetrics, Emitter, Frame, FrameEncoding, Msg, Output, Transform,
-    TransformConfig, Validator, WhenFull, frame_stream_schema,
+    Frame, FrameEncoding, InputSchema, Msg, TransformConfig, Validator, frame_stream_schema,
 };
 use sluice_plugin_vision::frames::{list, time_from_name};
 use sluice_plugin_vision::{DetectConfig, TrackConfig, ZonesConfig};
-use tokio::sync::mpsc;
+use sluice_testkit::run_transform;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -54,39 +51,6 @@ fn frames(camera: &str, count: usize) -> Vec<Msg> {
         .collect()
 }
 
-fn cx(input: SchemaRef) -> BuildCx {
-    let labels = ComponentLabels::new("retail", "c", ComponentKind::Transform, "test");
-    BuildCx {
-        pipeline: "retail".into(),
-        id: "c".into(),
-        inputs: sluice_core::InputSchema::only(input),
-        metrics: ComponentMetrics::new(labels),
-    }
-}
-
-/// Everything `t` emits for `msgs` and its `finish`.
-async fn through(t: &mut impl Transform, msgs: Vec<Msg>) -> Vec<RecordBatch> {
-    let (tx, mut rx) = mpsc::channel(4096);
-    let labels = ComponentLabels::new("retail", "c", ComponentKind::Transform, "test");
-    let output = Output {
-        tx,
-        when_full: WhenFull::Block,
-        edge: EdgeMetrics::new("retail", "c", "out"),
-    };
-    let mut out = Emitter::new(vec![output], ComponentMetrics::new(labels));
-    for m in msgs {
-        t.process(m, &mut out).await.unwrap();
-    }
-    t.finish(&mut out).await.unwrap();
-    drop(out);
-    let mut got = Vec::new();
-    while let Some(d) = rx.recv().await {
-        got.push(d.msg.into_rows().unwrap());
-    }
-    got
-}
-
-/// One zone event.
 #[derive(Debug)]
 struct Event {
     ts: i64,
@@ -113,26 +77,18 @@ async fn scenario(msgs: Vec<Msg>, detect: &str, zones: &str) -> Vec<Event> {
     let track: TrackConfig = serde_saphyr::from_str("inputs: [people]\nmax_age: 2s\n").unwrap();
     let zones: ZonesConfig =
         serde_saphyr::from_str(&format!("inputs: [tracked]\n{zones}")).unwrap();
+    // Each stage runs through the shared harness, which also checks its
+    // contract (schemas as announced, counters, acks).
     let mut v = Validator::new();
     let detected = detect
-        .check(
-            &sluice_core::InputSchema::only(frame_stream_schema()),
-            &mut v,
-        )
+        .check(&InputSchema::only(frame_stream_schema()), &mut v)
         .unwrap();
     let tracked = track
-        .check(&sluice_core::InputSchema::only(detected.clone()), &mut v)
+        .check(&InputSchema::only(detected.clone()), &mut v)
         .unwrap();
-    zones
-        .check(&sluice_core::InputSchema::only(tracked.clone()), &mut v)
-        .unwrap();
-
-    let mut d = detect.build(&cx(frame_stream_schema())).unwrap();
-    let rows = through(&mut d, msgs).await;
-    let mut t = track.build(&cx(detected)).unwrap();
-    let rows = through(&mut t, rows.into_iter().map(Msg::Rows).collect()).await;
-    let mut z = zones.build(&cx(tracked)).unwrap();
-    let batches = through(&mut z, rows.into_iter().map(Msg::Rows).collect()).await;
+    let rows = run_transform(&detect, frame_stream_schema(), msgs).await;
+    let rows = run_transform(&track, detected, rows.into_iter().map(Msg::Rows).collect()).await;
+    let batches = run_transform(&zones, tracked, rows.into_iter().map(Msg::Rows).collect()).await;
 
     let mut events = Vec::new();
     for b in &batches {

@@ -390,3 +390,20 @@ fn a_million_row_window_closes_quickly() {
         assert!(closed[0].column(2).null_count() == 0);
     });
 }
+
+#[tokio::test]
+async fn a_windowed_query_keeps_the_component_contract() {
+    let schema = telemetry_schema(true);
+    let input = [
+        rows(&schema, &[("a", 0, 1.0), ("b", 3_000, 2.0)]),
+        rows(&schema, &[("a", 12_000, 4.0), ("b", 25_000, 5.0)]),
+    ];
+    let out = sluice_testkit::run_transform(
+        &config(&tumbling("10s", "0s")),
+        schema,
+        input.into_iter().map(Msg::Rows).collect(),
+    )
+    .await;
+    // Every window closes, the last one at finish.
+    assert_eq!(int_column(&out, 3).iter().sum::<i64>(), 4);
+}

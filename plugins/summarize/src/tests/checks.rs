@@ -3,8 +3,9 @@
 
 use std::io::Write;
 
-use sluice_core::Validator;
 use sluice_core::validate::{Issue, Severity};
+use sluice_core::{TransformConfig, Validator};
+use sluice_testkit::TransformHarness;
 
 use super::events;
 use super::*;
@@ -99,19 +100,11 @@ fn a_truncated_gguf_is_an_error_not_a_crash() {
         "{:?}",
         e[0]
     );
-    let cx = BuildCx {
-        pipeline: "test".into(),
-        id: "digest".into(),
-        inputs: sluice_core::InputSchema::only(events::schema()),
-        metrics: ComponentMetrics::new(ComponentLabels::new(
-            "test",
-            "digest",
-            ComponentKind::Transform,
-            "summarize",
-        )),
+    let inputs = sluice_core::InputSchema::only(events::schema());
+    let Err(err) = TransformHarness::build_as("test", "digest", &cfg, inputs, None) else {
+        panic!("a file that is not a model built");
     };
-    let err = cfg.build(&cx).unwrap_err().to_string();
-    assert!(err.contains("component `digest`"), "{err}");
+    assert!(err.to_string().contains("component `digest`"), "{err}");
 }
 
 #[test]

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use sluice_core::Validator;
 use sluice_core::validate::Severity;
+use sluice_core::{TransformConfig, Validator};
 
 use super::events;
 use super::*;

@@ -11,13 +11,7 @@ use std::path::PathBuf;
 use sluice_core::arrow_array::RecordBatch;
 use sluice_core::arrow_array::cast::AsArray;
 use sluice_core::arrow_schema::SchemaRef;
-use sluice_core::metrics::{ComponentKind, ComponentLabels};
-use sluice_core::{
-    BuildCx, ComponentMetrics, Delivery, EdgeMetrics, Emitter, Msg, Output, Transform,
-    TransformConfig, WhenFull,
-};
-use sluice_testkit::MetricsCapture;
-use tokio::sync::mpsc;
+use sluice_testkit::{MetricsCapture, TransformHarness};
 
 use super::*;
 
@@ -52,10 +46,9 @@ pub(crate) fn config(extra: &str) -> SummarizeConfig {
     serde_saphyr::from_str(&yaml).unwrap()
 }
 
+/// The shared harness, as component `digest` of pipeline `test`.
 pub(crate) struct Harness {
-    pub(crate) transform: SummarizeTransform,
-    pub(crate) emitter: Emitter,
-    pub(crate) rx: mpsc::Receiver<Delivery>,
+    pub(crate) t: TransformHarness<SummarizeTransform>,
 }
 
 pub(crate) fn harness(
@@ -63,31 +56,9 @@ pub(crate) fn harness(
     schema: SchemaRef,
     capture: Option<&MetricsCapture>,
 ) -> Harness {
-    let labels = ComponentLabels::new("test", "digest", ComponentKind::Transform, "summarize");
-    let metrics = match capture {
-        Some(c) => c.scoped(|| ComponentMetrics::new(labels)),
-        None => ComponentMetrics::new(labels),
-    };
-    let cx = BuildCx {
-        pipeline: "test".into(),
-        id: "digest".into(),
-        inputs: sluice_core::InputSchema::only(schema),
-        metrics: metrics.clone(),
-    };
-    let transform = match capture {
-        Some(c) => c.scoped(|| cfg.build(&cx)).unwrap(),
-        None => cfg.build(&cx).unwrap(),
-    };
-    let (tx, rx) = mpsc::channel(64);
-    let output = Output {
-        tx,
-        when_full: WhenFull::Block,
-        edge: EdgeMetrics::new("test", "digest", "out"),
-    };
+    let inputs = sluice_core::InputSchema::only(schema);
     Harness {
-        transform,
-        emitter: Emitter::new(vec![output], metrics),
-        rx,
+        t: TransformHarness::build_as("test", "digest", cfg, inputs, capture).unwrap(),
     }
 }
 
@@ -136,23 +107,13 @@ impl Harness {
     /// Pushes `batches`, closes the input and returns every digest row.
     pub(crate) async fn run(&mut self, batches: Vec<RecordBatch>) -> Vec<Row> {
         for b in batches {
-            self.transform
-                .process(Msg::Rows(b), &mut self.emitter)
-                .await
-                .unwrap();
+            self.t.push_rows(b).await.unwrap();
         }
-        self.transform.finish(&mut self.emitter).await.unwrap();
+        self.t.finish().await.unwrap();
         self.drain()
     }
 
     pub(crate) fn drain(&mut self) -> Vec<Row> {
-        let mut out = Vec::new();
-        while let Ok(Delivery {
-            msg: Msg::Rows(b), ..
-        }) = self.rx.try_recv()
-        {
-            out.extend(rows(&b));
-        }
-        out
+        self.t.drain_rows().iter().flat_map(rows).collect()
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::names::SUMMARIZE_FALLBACKS_TOTAL;
-use sluice_core::Validator;
+use sluice_core::{Msg, Validator};
 use sluice_testkit::MetricsCapture;
 
 use super::events::{self, BATCHES};
@@ -141,25 +141,16 @@ async fn every_closes_the_window_on_a_tick_and_empty_windows_emit_nothing() {
     let cfg = config("every: 2s\nattempts: 1\n");
     let mut h = harness(&cfg, events::schema(), None);
     let start = tokio::time::Instant::now();
-    h.transform.on_tick(start, &mut h.emitter).await.unwrap();
+    h.t.tick(start).await.unwrap();
     assert!(h.drain().is_empty());
-    h.transform
-        .process(Msg::Rows(events::batch(2)), &mut h.emitter)
-        .await
-        .unwrap();
-    h.transform
-        .on_tick(tokio::time::Instant::now(), &mut h.emitter)
-        .await
-        .unwrap();
+    h.t.push_rows(events::batch(2)).await.unwrap();
+    h.t.tick(tokio::time::Instant::now()).await.unwrap();
     assert!(h.drain().is_empty(), "closed before `every`");
     let later = tokio::time::Instant::now() + Duration::from_secs(3);
-    h.transform.on_tick(later, &mut h.emitter).await.unwrap();
+    h.t.tick(later).await.unwrap();
     assert_eq!(h.drain().len(), 1);
-    h.transform
-        .on_tick(later + Duration::from_secs(3), &mut h.emitter)
-        .await
-        .unwrap();
-    h.transform.finish(&mut h.emitter).await.unwrap();
+    h.t.tick(later + Duration::from_secs(3)).await.unwrap();
+    h.t.finish().await.unwrap();
     assert!(h.drain().is_empty(), "an empty window emitted a digest");
 }
 
@@ -182,6 +173,15 @@ async fn pipelines_naming_the_same_model_share_one_engine() {
     let cfg = config("max_events: 1000\n");
     let a = harness(&cfg, events::schema(), None);
     let b = harness(&cfg, events::schema(), None);
-    let (ea, eb) = (a.transform.digester(), b.transform.digester());
+    let (ea, eb) = (a.t.transform.digester(), b.t.transform.digester());
     assert!(ea.shares_engine_with(eb));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transform_keeps_the_component_contract() {
+    let cfg = config("max_events: 1000\n");
+    let input = vec![Msg::Rows(events::batch(1)), Msg::Rows(events::batch(2))];
+    let out = sluice_testkit::run_transform(&cfg, events::schema(), input).await;
+    // One window, closed at finish.
+    assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
 }

@@ -174,21 +174,13 @@ fn building_fails_with_context_on_a_corrupt_model() {
         "inputs: [t]\nmodel: {}\nfeatures: [value]\n",
         path.display()
     ));
-    let s = schema(&["value"]);
-    let cx = BuildCx {
-        pipeline: "p".into(),
-        id: "anomaly".into(),
-        inputs: sluice_core::InputSchema::only(s),
-        metrics: ComponentMetrics::new(ComponentLabels::new(
-            "p",
-            "anomaly",
-            ComponentKind::Transform,
-            "anomaly",
-        )),
+    let inputs = sluice_core::InputSchema::only(schema(&["value"]));
+    let Err(err) = TransformHarness::build(&cfg, inputs, None) else {
+        panic!("a corrupt model built");
     };
-    let err = cfg.build(&cx).unwrap_err().to_string();
+    let err = err.to_string();
     assert!(
-        err.contains("component `anomaly`") && err.contains("corrupt.onnx"),
+        err.contains("component `transform`") && err.contains("corrupt.onnx"),
         "{err}"
     );
 }

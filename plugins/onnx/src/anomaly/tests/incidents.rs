@@ -188,16 +188,8 @@ async fn incidents_of_different_keys_do_not_interfere() {
         let ba = batch(&h.schema, "pump-a", start, &part(&faulty));
         let bb = batch(&h.schema, "pump-b", start, &part(&clean));
         for (bt, sink) in [(ba, &mut a), (bb, &mut b)] {
-            h.transform
-                .process(Msg::Rows(bt), &mut h.emitter)
-                .await
-                .unwrap();
-            while let Ok(Delivery {
-                msg: Msg::Rows(o), ..
-            }) = h.rx.try_recv()
-            {
-                sink.push(o);
-            }
+            h.t.push_rows(bt).await.unwrap();
+            sink.extend(h.t.drain_rows());
         }
     }
     assert_eq!(marks(&a), alone);

@@ -15,15 +15,10 @@ use sluice_core::arrow_array::{
     ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
 use sluice_core::arrow_schema::{DataType, Field, Schema, SchemaRef};
-use sluice_core::metrics::{ComponentKind, ComponentLabels};
 use sluice_core::schema::{TIMESTAMP_MS, with_event_time};
 use sluice_core::validate::Severity;
-use sluice_core::{
-    BuildCx, ComponentMetrics, Delivery, EdgeMetrics, Emitter, Msg, Output, Transform,
-    TransformConfig, Validator, WhenFull,
-};
-use sluice_testkit::MetricsCapture;
-use tokio::sync::mpsc;
+use sluice_core::{TransformConfig, Validator};
+use sluice_testkit::{MetricsCapture, TransformHarness};
 
 use super::*;
 
@@ -77,10 +72,9 @@ fn batch(schema: &SchemaRef, device: &str, start: usize, columns: &[Vec<f64>]) -
     RecordBatch::try_new(schema.clone(), arrays).unwrap()
 }
 
+/// The shared harness with the schema the helpers build batches for.
 struct Harness {
-    transform: AnomalyTransform,
-    emitter: Emitter,
-    rx: mpsc::Receiver<Delivery>,
+    t: TransformHarness<AnomalyTransform>,
     schema: SchemaRef,
 }
 
@@ -94,31 +88,9 @@ fn harness_in(
     schema: SchemaRef,
     capture: Option<&MetricsCapture>,
 ) -> Harness {
-    let labels = ComponentLabels::new(pipeline, "anomaly", ComponentKind::Transform, "anomaly");
-    let metrics = match capture {
-        Some(c) => c.scoped(|| ComponentMetrics::new(labels)),
-        None => ComponentMetrics::new(labels),
-    };
-    let cx = BuildCx {
-        pipeline: pipeline.into(),
-        id: "anomaly".into(),
-        inputs: sluice_core::InputSchema::only(schema.clone()),
-        metrics: metrics.clone(),
-    };
-    let transform = match capture {
-        Some(c) => c.scoped(|| cfg.build(&cx)).unwrap(),
-        None => cfg.build(&cx).unwrap(),
-    };
-    let (tx, rx) = mpsc::channel(64);
-    let output = Output {
-        tx,
-        when_full: WhenFull::Block,
-        edge: EdgeMetrics::new(pipeline, "anomaly", "out"),
-    };
+    let inputs = sluice_core::InputSchema::only(schema.clone());
     Harness {
-        transform,
-        emitter: Emitter::new(vec![output], metrics),
-        rx,
+        t: TransformHarness::build_as(pipeline, "anomaly", cfg, inputs, capture).unwrap(),
         schema,
     }
 }
@@ -153,16 +125,8 @@ impl Harness {
             let end = (start + rows).min(n);
             let part: Vec<Vec<f64>> = columns.iter().map(|c| c[start..end].to_vec()).collect();
             let b = batch(&self.schema, device, start, &part);
-            self.transform
-                .process(Msg::Rows(b), &mut self.emitter)
-                .await
-                .unwrap();
-            while let Ok(Delivery {
-                msg: Msg::Rows(b), ..
-            }) = self.rx.try_recv()
-            {
-                out.push(b);
-            }
+            self.t.push_rows(b).await.unwrap();
+            out.extend(self.t.drain_rows());
             start = end;
         }
         out

@@ -2,6 +2,7 @@
 //! invalid values, eviction, calibration, parity with onnxruntime.
 
 use crate::anomaly::names;
+use sluice_core::Msg;
 
 use super::*;
 
@@ -108,7 +109,7 @@ async fn keys_are_scored_independently() {
     let b = h.run("press-b", &[b]).await;
     assert_eq!(a[AT].1, Some(true));
     assert!(flagged_rows(&b).is_empty(), "{:?}", flagged_rows(&b));
-    assert_eq!(h.transform.tracked_keys(), 2);
+    assert_eq!(h.t.transform.tracked_keys(), 2);
 }
 
 #[tokio::test]
@@ -147,11 +148,8 @@ async fn null_values_are_flagged_when_asked() {
         ],
     )
     .unwrap();
-    h.transform
-        .process(Msg::Rows(b), &mut h.emitter)
-        .await
-        .unwrap();
-    let out = h.rx.try_recv().unwrap().msg.into_rows().unwrap();
+    h.t.push_rows(b).await.unwrap();
+    let out = h.t.drain_rows().remove(0);
     assert_eq!(score_and_flag(&out), vec![(None, None), (None, Some(true))]);
 }
 
@@ -164,11 +162,8 @@ async fn idle_keys_are_evicted_on_tick() {
     tokio::time::advance(Duration::from_secs(30)).await;
     h.run("press-2", &[sine(10, 9)]).await;
     tokio::time::advance(Duration::from_secs(31)).await;
-    h.transform
-        .on_tick(tokio::time::Instant::now(), &mut h.emitter)
-        .await
-        .unwrap();
-    assert_eq!(h.transform.tracked_keys(), 1);
+    h.t.tick(tokio::time::Instant::now()).await.unwrap();
+    assert_eq!(h.t.transform.tracked_keys(), 1);
     assert_eq!(capture.counter(names::ANOMALY_EVICTED_KEYS_TOTAL, &[]), 1);
     assert_eq!(capture.gauge(names::ANOMALY_KEYS, &[]), Some(1.0));
 }
@@ -180,7 +175,7 @@ async fn the_number_of_keys_is_bounded() {
     for d in 0..10 {
         h.run(&format!("press-{d}"), &[sine(5, d)]).await;
     }
-    assert_eq!(h.transform.tracked_keys(), 3);
+    assert_eq!(h.t.transform.tracked_keys(), 3);
 }
 
 #[tokio::test]
@@ -367,4 +362,22 @@ async fn evaluate_csv_names_a_missing_column() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no column `pressure`"), "{err}");
+}
+
+#[tokio::test]
+async fn the_transform_keeps_the_component_contract() {
+    let s = schema(&["value"]);
+    let series = sine(400, 41);
+    let input = (0..4)
+        .map(|i| {
+            Msg::Rows(batch(
+                &s,
+                "press-9",
+                i * 100,
+                &[series[i * 100..(i + 1) * 100].to_vec()],
+            ))
+        })
+        .collect();
+    let out = sluice_testkit::run_transform(&config(&univariate_yaml("")), s, input).await;
+    assert_eq!(out.iter().map(RecordBatch::num_rows).sum::<usize>(), 400);
 }
