@@ -1,5 +1,6 @@
 //! `sluice outbox stats|dump`: look into an outbox file, read-only.
 
+use sluice_core::now_ms;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,11 +76,4 @@ fn entry_json(e: &StoredEntry) -> serde_json::Value {
         "qos": e.qos, "retain": e.retain, "created_ms": e.created_ms, "size": e.size,
         "payload": payload,
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -26,6 +26,7 @@
 pub mod ack;
 pub mod backoff;
 pub mod blocking;
+pub mod clock;
 pub mod component;
 pub mod config;
 pub mod emitter;
@@ -45,6 +46,7 @@ pub mod validate;
 pub use ack::{Ack, AckTracker, Delivery, Settled};
 pub use backoff::Backoff;
 pub use blocking::blocking;
+pub use clock::{LogLimiter, now_ms};
 pub use component::{Sink, Source, SourceCx, Transform};
 pub use config::{BuildCx, InputSchema, SinkConfig, SourceConfig, TransformConfig};
 pub use emitter::{BufferConfig, Emitter, Output, WhenFull};

@@ -1,8 +1,8 @@
 //! The write path: open, append, lease, ack.
 
+use sluice_core::now_ms;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -103,14 +103,6 @@ pub struct Outbox {
     /// `synchronous` is NORMAL although the durability asks for FULL (a
     /// deletion ran and restoring FULL failed); appends restore it first.
     pub(crate) relaxed: bool,
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 impl Outbox {

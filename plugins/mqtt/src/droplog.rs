@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use sluice_core::LogLimiter;
 use tokio::time::Instant;
 
 use crate::decode::DropReason;
@@ -10,11 +11,19 @@ use crate::decode::DropReason;
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Drops since the last flush, per reason, plus the log rate limiter.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Drops {
     counts: [u64; 3],
-    last_log: [Option<Instant>; 3],
-    suppressed: [u64; 3],
+    logs: [LogLimiter; 3],
+}
+
+impl Default for Drops {
+    fn default() -> Self {
+        Self {
+            counts: [0; 3],
+            logs: std::array::from_fn(|_| LogLimiter::new(LOG_INTERVAL)),
+        }
+    }
 }
 
 impl Drops {
@@ -23,14 +32,7 @@ impl Drops {
     pub(crate) fn record(&mut self, reason: DropReason, now: Instant) -> Option<u64> {
         let i = reason.index();
         self.counts[i] += 1;
-        let due = self.last_log[i].is_none_or(|t| now.duration_since(t) >= LOG_INTERVAL);
-        if due {
-            self.last_log[i] = Some(now);
-            Some(std::mem::take(&mut self.suppressed[i]))
-        } else {
-            self.suppressed[i] += 1;
-            None
-        }
+        self.logs[i].check(now)
     }
 
     /// Drops since the last call, per reason; resets the counts.

@@ -4,8 +4,9 @@
 //! rusqlite's `Connection` is `Send` but not `Sync`, so the `Outbox` lives
 //! behind a mutex and every call runs on tokio's blocking pool.
 
+use sluice_core::now_ms;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_core::{ComponentError, ComponentMetrics, blocking};
@@ -230,13 +231,6 @@ impl Store {
     pub(crate) fn unlease(&self, entries: Vec<(Priority, i64)>) {
         lock(&self.outbox).unlease(&self.sink, entries);
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// `payload` with `"_id":<id>` as the first member when it is a JSON object

@@ -127,15 +127,12 @@ fn bench_model(
     }
     let total: f64 = latencies.iter().sum();
     latencies.sort_by(f64::total_cmp);
-    let reclaimed = model.reclaimed();
     println!(
-        "{{\"engine\":\"tract\",\"threads\":{threads},\"model\":\"{file}\",\"batch_rows\":{rows},\"batches\":{},\"rows_per_s\":{:.0},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\"load_ms\":{load_ms:.1},\"parts_taken_back\":{},\"parts_redone\":{}}}",
+        "{{\"engine\":\"tract\",\"threads\":{threads},\"model\":\"{file}\",\"batch_rows\":{rows},\"batches\":{},\"rows_per_s\":{:.0},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\"load_ms\":{load_ms:.1}}}",
         latencies.len(),
         (latencies.len() * rows) as f64 / total,
         quantile(&latencies, 0.5) * 1e3,
         quantile(&latencies, 0.99) * 1e3,
-        reclaimed.not_started,
-        reclaimed.overdue,
     );
 }
 

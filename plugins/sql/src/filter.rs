@@ -23,7 +23,9 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::engine::session;
-use crate::util::{LOG_EVERY, LogLimiter, accept};
+use sluice_core::LogLimiter;
+
+use crate::util::{LOG_EVERY, accept};
 
 /// Keeps the rows matching a SQL boolean predicate; drops (and counts) the rest.
 #[derive(Debug, Clone, Deserialize)]

@@ -7,7 +7,6 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use sluice_core::ComponentMetrics;
 use sluice_core::schema::same_columns;
-use tokio::time::Instant;
 
 /// At most one warning per this interval for each kind of per-row problem.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -46,40 +45,6 @@ pub fn accept(
     conformed
 }
 
-/// Lets one event through per interval and counts the ones it holds back.
-#[derive(Debug)]
-pub struct LogLimiter {
-    every: Duration,
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl LogLimiter {
-    /// A limiter letting one event through per `every`.
-    pub fn new(every: Duration) -> Self {
-        Self {
-            every,
-            last: None,
-            suppressed: 0,
-        }
-    }
-
-    /// `Some(events held back since the last one let through)` when an event
-    /// may be logged now.
-    pub fn check(&mut self, now: Instant) -> Option<u64> {
-        match self.last {
-            Some(last) if now.saturating_duration_since(last) < self.every => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -88,16 +53,6 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
-
-    #[test]
-    fn limiter_lets_one_event_through_per_interval() {
-        let t0 = Instant::now();
-        let mut l = LogLimiter::new(Duration::from_secs(10));
-        assert_eq!(l.check(t0), Some(0));
-        assert_eq!(l.check(t0 + Duration::from_secs(1)), None);
-        assert_eq!(l.check(t0 + Duration::from_secs(9)), None);
-        assert_eq!(l.check(t0 + Duration::from_secs(10)), Some(2));
-    }
 
     #[test]
     fn conform_rebinds_metadata_and_rejects_other_columns() {

@@ -1,8 +1,9 @@
 //! The running `summarize` transform: windows rows by `every` and/or
 //! `max_events`, then turns each closed, non-empty window into one digest row.
 
+use sluice_core::{LogLimiter, now_ms};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::names::{SUMMARIZE_FALLBACKS_TOTAL, SUMMARIZE_REGENERATIONS_TOTAL};
 use metrics::Counter;
@@ -54,17 +55,11 @@ pub struct SummarizeTransform {
     fallbacks: Vec<(&'static str, Counter)>,
     pipeline: Arc<str>,
     id: Arc<str>,
-    last_warning: Option<Instant>,
+    warnings: LogLimiter,
     escalator: Option<Escalator>,
     /// The open window's events as JSON lines, in bytes; counted only with
     /// an escalator (it is what escalation is compared against).
     window_bytes: u64,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl SummarizeTransform {
@@ -95,7 +90,7 @@ impl SummarizeTransform {
                 .collect(),
             pipeline: cx.pipeline.clone(),
             id: cx.id.clone(),
-            last_warning: None,
+            warnings: LogLimiter::new(LOG_EVERY),
             escalator,
             window_bytes: 0,
         }
@@ -107,15 +102,7 @@ impl SummarizeTransform {
     }
 
     fn should_warn(&mut self) -> bool {
-        let now = Instant::now();
-        if self
-            .last_warning
-            .is_some_and(|t| now.duration_since(t) < LOG_EVERY)
-        {
-            return false;
-        }
-        self.last_warning = Some(now);
-        true
+        self.warnings.ready(Instant::now())
     }
 
     fn row(

@@ -18,7 +18,6 @@
 //! threshold, `is_anomaly` stays null while the key learns its threshold).
 
 mod config;
-mod crew;
 mod eval;
 mod fitting;
 mod incident;
@@ -40,7 +39,6 @@ pub use config::{
     IncidentConfig, LIKELIHOOD_COLUMN, LikelihoodConfig, OnInvalid, SCORE_COLUMN, Threshold,
     output_schema,
 };
-pub use crew::Reclaimed;
 pub use eval::{EvalError, EvalOptions, EvalReport, evaluate_csv};
 pub use fitting::FitConfig;
 pub use incident::Span;

@@ -8,17 +8,14 @@
 //!
 //! With `threads` above one, a batch of at least [`SPLIT_MIN_ROWS`] rows is
 //! cut into that many equal parts scored at once: the calling thread takes
-//! the first, the model's own helper threads (a [`Crew`]) the others. There
-//! is a plan for each part size, so a part is not padded up to the next
-//! bucket. The calling thread does not wait long on a helper whose core is
-//! busy: it scores a late part itself (see [`Crew`]).
+//! the first, scoped threads started for the call the others. There is a
+//! plan for each part size, so a part is not padded up to the next bucket.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use super::crew::{Crew, Reclaimed};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
@@ -94,8 +91,8 @@ pub struct ScoringModel {
     history: usize,
     features: usize,
     layout: Layout,
-    /// Helper threads for the parts of a split batch (`threads - 1`).
-    crew: Option<Crew<Part, Result<Vec<f32>, ModelError>>>,
+    /// Parts a batch of at least [`SPLIT_MIN_ROWS`] rows is cut into.
+    threads: usize,
 }
 
 /// One model call's input: the plan to run, its input tensor and the rows
@@ -244,33 +241,13 @@ impl ScoringModel {
                 states: Mutex::new(Vec::new()),
             });
         }
-        let plans = Arc::new(plans);
-        let crew = if threads > 1 {
-            let plans = plans.clone();
-            let crew = Crew::spawn(
-                threads - 1,
-                "sluice-anomaly",
-                Arc::new(move |part: Part| run_part(&plans, part)),
-            )
-            .map_err(|e| load_error(path, format!("starting a scoring thread: {e}")))?;
-            Some(crew)
-        } else {
-            None
-        };
         Ok(Self {
-            plans,
+            plans: Arc::new(plans),
             history,
             features,
             layout,
-            crew,
+            threads: threads.max(1),
         })
-    }
-
-    /// Parts of split batches the calling thread scored itself because the
-    /// helper thread had not started them or was overdue (see [`Crew`]);
-    /// zero with one thread.
-    pub fn reclaimed(&self) -> Reclaimed {
-        self.crew.as_ref().map(Crew::reclaimed).unwrap_or_default()
     }
 
     /// Values per window: `history x features`.
@@ -288,11 +265,10 @@ impl ScoringModel {
             return Err(ModelError::Run("no execution plan".into()));
         };
         for chunk in windows.chunks(largest * per_row) {
-            match &self.crew {
-                Some(crew) if chunk.len() / per_row >= SPLIT_MIN_ROWS && crew.worth_splitting() => {
-                    self.score_split(crew, chunk, &mut scores)?;
-                }
-                _ => scores.extend(run_part(&self.plans, self.part(chunk)?)?),
+            if self.threads > 1 && chunk.len() / per_row >= SPLIT_MIN_ROWS {
+                self.score_split(chunk, &mut scores)?;
+            } else {
+                scores.extend(self.score_part(chunk)?);
             }
         }
         Ok(scores)
@@ -300,35 +276,31 @@ impl ScoringModel {
 
     /// Scores the rows of `chunk` as one part per thread at once, the first
     /// on the calling thread, appending in row order.
-    fn score_split(
-        &self,
-        crew: &Crew<Part, Result<Vec<f32>, ModelError>>,
-        chunk: &[f32],
-        scores: &mut Vec<f32>,
-    ) -> Result<(), ModelError> {
+    fn score_split(&self, chunk: &[f32], scores: &mut Vec<f32>) -> Result<(), ModelError> {
         let per_row = self.window_len();
-        let part_rows = (chunk.len() / per_row).div_ceil(crew.size() + 1);
+        let part_rows = (chunk.len() / per_row).div_ceil(self.threads);
         let slices: Vec<&[f32]> = chunk.chunks(part_rows * per_row).collect();
         let (first, others) = slices.split_first().unwrap_or((&chunk, &[]));
-        let jobs = others
-            .iter()
-            .map(|p| self.part(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let score_here = |rows: &[f32]| self.part(rows).and_then(|p| run_part(&self.plans, p));
-        let (mine, theirs) = crew.run(
-            jobs,
-            || score_here(first),
-            |i| match others.get(i) {
-                Some(rows) => score_here(rows),
-                None => Err(ModelError::Run("no such part".into())),
-            },
-        );
-        scores.extend(mine?);
-        for result in theirs {
-            let part = result.ok_or_else(|| ModelError::Run("a scoring thread panicked".into()))?;
+        let parts = std::thread::scope(|s| {
+            let handles: Vec<_> = others
+                .iter()
+                .map(|rows| s.spawn(|| self.score_part(rows)))
+                .collect();
+            let mut parts = vec![self.score_part(first)];
+            parts.extend(handles.into_iter().map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(ModelError::Run("a scoring thread panicked".into())))
+            }));
+            parts
+        });
+        for part in parts {
             scores.extend(part?);
         }
         Ok(())
+    }
+
+    fn score_part(&self, rows: &[f32]) -> Result<Vec<f32>, ModelError> {
+        self.part(rows).and_then(|p| run_part(&self.plans, p))
     }
 
     /// The input of the smallest plan holding the rows of `chunk`.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::names;
 use arrow_cast::cast;
 use metrics::{Counter, Gauge};
+use sluice_core::LogLimiter;
 use sluice_core::arrow_array::cast::AsArray;
 use sluice_core::arrow_array::types::{Float64Type, Int64Type};
 use sluice_core::arrow_array::{
@@ -69,7 +70,7 @@ pub struct AnomalyTransform {
     handles: Handles,
     pipeline: Arc<str>,
     id: Arc<str>,
-    last_warning: Option<Instant>,
+    warnings: LogLimiter,
 }
 
 #[derive(Debug)]
@@ -329,7 +330,7 @@ impl AnomalyTransform {
             handles,
             pipeline: cx.pipeline.clone(),
             id: cx.id.clone(),
-            last_warning: None,
+            warnings: LogLimiter::new(LOG_EVERY),
         })
     }
 
@@ -566,11 +567,7 @@ impl AnomalyTransform {
     }
 
     fn warn_limited(&mut self, now: Instant, f: impl FnOnce(&str, &str)) {
-        if self
-            .last_warning
-            .is_none_or(|t| now.saturating_duration_since(t) >= LOG_EVERY)
-        {
-            self.last_warning = Some(now);
+        if self.warnings.ready(now) {
             f(&self.pipeline, &self.id);
         }
     }

@@ -18,7 +18,9 @@ use super::joined::Other;
 use crate::context::ContextRows;
 use crate::engine::QueryEngine;
 use crate::panes::{ClosedWindow, Inserted, Panes};
-use crate::util::{LOG_EVERY, LogLimiter, accept};
+use sluice_core::LogLimiter;
+
+use crate::util::{LOG_EVERY, accept};
 use crate::window::WindowSpec;
 
 /// Runs the `sql` transform's query per closed window or per batch.

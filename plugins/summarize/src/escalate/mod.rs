@@ -21,6 +21,7 @@ use crate::names::{
 };
 use metrics::Counter;
 use serde::Deserialize;
+use sluice_core::LogLimiter;
 use sluice_core::{Backoff, ComponentMetrics, EnvString, HumanDuration, Validator};
 use tokio::time::Instant;
 use tracing::warn;
@@ -175,7 +176,7 @@ pub struct Escalator {
     failures: Vec<(&'static str, Counter)>,
     sent_bytes: Counter,
     window_bytes: Counter,
-    last_warning: Option<Instant>,
+    warnings: LogLimiter,
 }
 
 impl Escalator {
@@ -210,7 +211,7 @@ impl Escalator {
                 .collect(),
             sent_bytes: metrics.counter(SUMMARIZE_ESCALATION_SENT_BYTES_TOTAL),
             window_bytes: metrics.counter(SUMMARIZE_ESCALATION_WINDOW_BYTES_TOTAL),
-            last_warning: None,
+            warnings: LogLimiter::new(LOG_EVERY),
         })
     }
 
@@ -256,11 +257,7 @@ impl Escalator {
                 }
                 let pause = self.backoff.next_delay();
                 self.paused_until = Some(Instant::now() + pause);
-                if self
-                    .last_warning
-                    .is_none_or(|t| now.duration_since(t) >= LOG_EVERY)
-                {
-                    self.last_warning = Some(now);
+                if self.warnings.ready(now) {
                     let e = self.client.endpoint();
                     warn!(endpoint = %format!("{}:{}{}", e.host, e.port, e.path), reason,
                         error = %f, pause_seconds = pause.as_secs_f64(),

@@ -6,7 +6,9 @@ use super::config::Timestamps;
 use super::files::time_from_name;
 use super::http::{HttpError, HttpUrl, get, read_body};
 use super::mjpeg::{PartReader, boundary};
-use super::source::{Capture, FramesSource, Input, Warn, now_ms};
+use sluice_core::now_ms;
+
+use super::source::{Capture, FramesSource, Input, Warn};
 
 impl FramesSource {
     /// Captures until the input ends (files without `loop`) or `stop` fires.

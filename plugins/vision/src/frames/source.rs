@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use metrics::Counter;
+use sluice_core::LogLimiter;
 use sluice_core::{
     Backoff, BuildCx, ComponentError, ComponentMetrics, Frame, FrameEncoding, LatestQueue, Msg,
     Source, SourceCx, bytes::Bytes,
@@ -67,13 +68,6 @@ impl FramesSource {
     }
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The capture side: turns image bytes into frames and queues them.
 pub(super) struct Capture {
     pub(super) camera: Arc<str>,
@@ -83,7 +77,7 @@ pub(super) struct Capture {
     captured: Counter,
     pub(super) reconnects: Counter,
     seq: u64,
-    last_warning: [Option<Instant>; 3],
+    warnings: [LogLimiter; 3],
 }
 
 /// Kinds of rate-limited warnings.
@@ -98,9 +92,7 @@ impl Capture {
     /// Logs at most one warning per kind per [`LOG_EVERY`].
     pub(super) fn warn(&mut self, kind: Warn, message: &str) {
         let now = Instant::now();
-        let last = &mut self.last_warning[kind as usize];
-        if last.is_none_or(|t| now.duration_since(t) >= LOG_EVERY) {
-            *last = Some(now);
+        if self.warnings[kind as usize].ready(now) {
             warn!(camera = %self.camera, "{message}");
         }
     }
@@ -181,7 +173,7 @@ impl Source for FramesSource {
             metrics,
             stop: stop.clone(),
             seq: 0,
-            last_warning: [None; 3],
+            warnings: std::array::from_fn(|_| LogLimiter::new(LOG_EVERY)),
         };
         cx.ready.set(true);
         let producer = async {
