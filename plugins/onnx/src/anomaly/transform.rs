@@ -6,7 +6,7 @@
 //! `is_anomaly`. State is bounded by `max_keys` keys of `history x features`
 //! values plus, while calibrating, `samples` scores each.
 
-use std::collections::HashMap;
+use hashlink::LinkedHashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,10 +85,11 @@ struct Handles {
 }
 
 /// Keys and their state; the `null` key is kept apart so lookups by `&str`
-/// need no allocation.
+/// need no allocation. Named keys are kept in the order they were last seen
+/// (least recent first), so eviction is O(1) per key.
 #[derive(Debug, Default)]
 struct KeyTable {
-    named: HashMap<Box<str>, KeyState>,
+    named: LinkedHashMap<Box<str>, KeyState>,
     null: Option<KeyState>,
     max: usize,
 }
@@ -113,7 +114,7 @@ impl KeyTable {
         make: impl FnOnce() -> KeyState,
     ) -> (Option<&mut KeyState>, bool) {
         let exists = match key {
-            Some(k) => self.named.contains_key(k),
+            Some(k) => self.named.to_back(k).is_some(),
             None => self.null.is_some(),
         };
         let mut evicted = false;
@@ -130,15 +131,11 @@ impl KeyTable {
     }
 
     fn evict_oldest(&mut self) {
-        let oldest_named = self
-            .named
-            .iter()
-            .min_by_key(|(_, s)| s.last_seen)
-            .map(|(k, s)| (k.clone(), s.last_seen));
+        let oldest_named = self.named.front().map(|(_, s)| s.last_seen);
         match (oldest_named, &self.null) {
-            (Some((_, t)), Some(n)) if n.last_seen <= t => self.null = None,
-            (Some((k, _)), _) => {
-                self.named.remove(&k);
+            (Some(t), Some(n)) if n.last_seen <= t => self.null = None,
+            (Some(_), _) => {
+                self.named.pop_front();
             }
             (None, _) => self.null = None,
         }
@@ -147,13 +144,11 @@ impl KeyTable {
     /// Forgets keys idle for `timeout`; returns how many.
     fn evict_idle(&mut self, now: Instant, timeout: Duration) -> usize {
         let before = self.len();
-        self.named
-            .retain(|_, s| now.saturating_duration_since(s.last_seen) < timeout);
-        if self
-            .null
-            .as_ref()
-            .is_some_and(|s| now.saturating_duration_since(s.last_seen) >= timeout)
-        {
+        let idle = |s: &KeyState| now.saturating_duration_since(s.last_seen) >= timeout;
+        while self.named.front().is_some_and(|(_, s)| idle(s)) {
+            self.named.pop_front();
+        }
+        if self.null.as_ref().is_some_and(idle) {
             self.null = None;
         }
         before - self.len()
