@@ -5,7 +5,7 @@
    (models/anomaly/synth.py, split `test`) for each model and batch size and
    writes them as raw little-endian f32.
 2. Times onnxruntime (CPU provider, 1 and 2 intra-op threads) on them.
-3. Runs the Rust bench (`cargo bench -p sluice-plugin-onnx --bench anomaly
+3. Runs the Rust bench (`cargo bench -p sluice-plugin-anomaly --bench anomaly
    -- --batches DIR`), which times tract on the same batches, writes tract's
    scores back, and also times the whole `anomaly` transform.
 4. Prints one table: rows/s, p50 and p99 batch latency, the tract/onnxruntime
@@ -117,7 +117,7 @@ def main():
                     ort_scores[(spec["file"], rows)] = scores
                     print(json.dumps(r), flush=True)
         if not args.no_tract:
-            cmd = ["cargo", "bench", "-p", "sluice-plugin-onnx", "--bench", "anomaly", "--", "--batches", tmp]
+            cmd = ["cargo", "bench", "-p", "sluice-plugin-anomaly", "--bench", "anomaly", "--", "--batches", tmp]
             out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
             for line in out.splitlines():
                 if line.startswith("{"):

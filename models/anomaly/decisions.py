@@ -3,7 +3,7 @@
 choosing their settings on the corpus of ``corpus.py`` quickly.
 
 It mirrors, per series (one key): the running statistics with rebasing
-(``plugins/onnx/src/anomaly/state.rs``), the univariate model's score
+(``plugins/anomaly/src/anomaly/state.rs``), the univariate model's score
 (onnxruntime), the per-key likelihood with the memory of short spikes
 (``likelihood.rs``), incidents (``incident.rs``) and the NAB standard score
 (``nab.rs``). ``sluice eval-anomaly`` gives the figures that are reported;

@@ -5,7 +5,7 @@ row at a time, and scores row ``t`` with the last ``history`` raw values
 standardised by the statistics *before* row ``t`` was added (so a spike does
 not inflate its own scale). This module mirrors that algorithm exactly so the
 models are trained on the inputs they will see in production; the Rust side
-is ``plugins/onnx/src/anomaly/state.rs`` (`Normalizer`).
+is ``plugins/anomaly/src/anomaly/state.rs`` (`Normalizer`).
 
 Per feature, with ``n`` rows seen so far, mean ``m`` and variance ``v``:
   * scoring is possible once ``n >= warmup`` (and ``warmup >= history``);

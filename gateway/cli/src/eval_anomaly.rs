@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use sluice_plugin_onnx::{AnomalyConfig, EvalOptions, EvalReport, Threshold, evaluate_csv};
+use sluice_plugin_anomaly::{AnomalyConfig, EvalOptions, EvalReport, Threshold, evaluate_csv};
 
 /// Options of `sluice eval-anomaly`.
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use sluice_plugin_onnx::anomaly::pca::{
+use sluice_plugin_anomaly::anomaly::pca::{
     FORMAT, FORMAT_KEYED, FitOptions, FitRows, KeyedModels, LimitMethod, PcaModel, read_fit_csv,
 };
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sluice_plugin_onnx::anomaly::pca::{ModelFile, PcaModel};
+use sluice_plugin_anomaly::anomaly::pca::{ModelFile, PcaModel};
 
 /// A deterministic uniform in `[-1, 1)` (an LCG is plenty for test data).
 struct Lcg(u64);

@@ -22,7 +22,7 @@ catalog! {
     transforms {
         Sql(sluice_plugin_sql::SqlConfig),
         Filter(sluice_plugin_sql::FilterConfig),
-        Anomaly(sluice_plugin_onnx::AnomalyConfig),
+        Anomaly(sluice_plugin_anomaly::AnomalyConfig),
         Summarize(sluice_plugin_summarize::SummarizeConfig),
         Detect(sluice_plugin_vision::DetectConfig),
         Track(sluice_plugin_vision::TrackConfig),

@@ -14,7 +14,7 @@ use sluice_core::{
     BuildCx, ComponentMetrics, Delivery, EdgeMetrics, Emitter, Msg, Output, Transform,
     TransformConfig, WhenFull,
 };
-use sluice_plugin_onnx::AnomalyConfig;
+use sluice_plugin_anomaly::AnomalyConfig;
 use tokio::sync::mpsc;
 
 use super::generator::Generator;

@@ -18,7 +18,7 @@
 //! decision value: the mean of the key's last [`FitOptions::smooth`] ratios.
 //!
 //! ```
-//! # use sluice_plugin_onnx::anomaly::pca::{FitOptions, PcaModel};
+//! # use sluice_plugin_anomaly::anomaly::pca::{FitOptions, PcaModel};
 //! // 3 features driven by one latent variable.
 //! let rows: Vec<f64> = (0..200)
 //!     .flat_map(|i| {

@@ -1,7 +1,7 @@
 //! Rows per second and batch latency of the anomaly models on tract, and of
 //! the whole `anomaly` transform.
 //!
-//! `cargo bench -p sluice-plugin-onnx --bench anomaly` runs on built-in
+//! `cargo bench -p sluice-plugin-anomaly --bench anomaly` runs on built-in
 //! windows. `bench/anomaly/run.py` first writes the batches it also feeds
 //! onnxruntime and passes `--batches DIR`: the same ONNX files and the same
 //! batches, and the scores tract returns are written back so the script can
@@ -22,8 +22,8 @@ use sluice_core::{
     BuildCx, ComponentMetrics, EdgeMetrics, Emitter, Msg, Output, Transform, TransformConfig,
     WhenFull,
 };
-use sluice_plugin_onnx::AnomalyConfig;
-use sluice_plugin_onnx::anomaly::ScoringModel;
+use sluice_plugin_anomaly::AnomalyConfig;
+use sluice_plugin_anomaly::anomaly::ScoringModel;
 
 /// Each measurement runs at least this long and this many batches.
 const MIN_TIME: Duration = Duration::from_secs(3);

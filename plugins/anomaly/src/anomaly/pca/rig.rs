@@ -20,7 +20,7 @@
 //! - overheating: temperature rising 0.005-0.02 °C per row above normal.
 //!
 //! Run the table with
-//! `cargo test -p sluice-plugin-onnx --lib pca::rig -- --ignored --nocapture`.
+//! `cargo test -p sluice-plugin-anomaly --lib pca::rig -- --ignored --nocapture`.
 
 use super::{FitOptions, LimitMethod, PcaModel, RatioSmoother};
 
