@@ -8,14 +8,13 @@
 //! failures come back as [`BrokerError`].
 #![warn(missing_docs)]
 
-mod config;
 mod probe;
 mod server;
 
 use std::net::SocketAddr;
 
-pub use config::BrokerConfig;
 pub use server::EmbeddedBroker;
+pub use sluice_core::broker::BrokerConfig;
 
 /// Failures starting the embedded broker.
 #[derive(Debug, thiserror::Error)]

@@ -13,8 +13,8 @@ use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, ServerSettings
 use tokio::sync::oneshot;
 
 use crate::BrokerError;
-use crate::config::BrokerConfig;
 use crate::probe::{self, Version};
+use sluice_core::broker::BrokerConfig;
 
 /// How long start-up may take before [`EmbeddedBroker::start`] gives up.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -35,8 +35,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
-use sluice_broker::BrokerConfig;
 use sluice_core::arrow_schema::SchemaRef;
+use sluice_core::broker::BrokerConfig;
 use sluice_plugins::{AnySinkConfig, AnySourceConfig, AnyTransformConfig};
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

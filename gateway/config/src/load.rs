@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use sluice_broker::BrokerConfig;
 use sluice_core::Validator;
+use sluice_core::broker::BrokerConfig;
 use sluice_plugins::{AnySinkConfig, AnySourceConfig, AnyTransformConfig};
 
 use crate::diagnostic::Collector;

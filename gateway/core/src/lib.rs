@@ -26,6 +26,7 @@
 pub mod ack;
 pub mod backoff;
 pub mod blocking;
+pub mod broker;
 pub mod clock;
 pub mod component;
 pub mod config;

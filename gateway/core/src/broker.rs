@@ -1,11 +1,13 @@
-//! The `broker:` section of a pipeline file.
+//! The `broker:` section of a pipeline file: the settings of the embedded
+//! MQTT broker (`sluice-broker`), here so that loading a pipeline file does
+//! not depend on the broker itself.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::{NonZeroU16, NonZeroUsize};
 use std::time::Duration;
 
+use crate::{ByteSize, HumanDuration, Validator};
 use serde::Deserialize;
-use sluice_core::{ByteSize, HumanDuration, Validator};
 
 /// MQTT's largest packet (the remaining-length field tops out just below it).
 const MQTT_MAX_PACKET: u64 = 256 << 20;
@@ -104,12 +106,12 @@ impl BrokerConfig {
     }
 
     /// The first error [`BrokerConfig::check`] reports, if any.
-    pub(crate) fn first_error(&self) -> Option<String> {
+    pub fn first_error(&self) -> Option<String> {
         let mut v = Validator::new();
         self.check(&mut v);
         v.into_issues()
             .into_iter()
-            .find(|i| i.severity == sluice_core::validate::Severity::Error)
+            .find(|i| i.severity == crate::validate::Severity::Error)
             .map(|i| i.message)
     }
 }
@@ -127,7 +129,7 @@ mod tests {
         cfg.check(&mut v);
         v.into_issues()
             .into_iter()
-            .filter(|i| i.severity == sluice_core::validate::Severity::Error)
+            .filter(|i| i.severity == crate::validate::Severity::Error)
             .map(|i| i.path)
             .collect()
     }
@@ -191,7 +193,7 @@ mod tests {
         cfg.check(&mut v);
         let issues = v.into_issues();
         assert_eq!(issues.len(), 1);
-        assert_eq!(issues[0].severity, sluice_core::validate::Severity::Warning);
+        assert_eq!(issues[0].severity, crate::validate::Severity::Warning);
         assert!(issues[0].message.contains("no authentication"));
     }
 }
