@@ -108,14 +108,6 @@ pub struct AnomalyConfig {
     /// Most rows per model call; larger groups are split.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: NonZeroUsize,
-    /// Cores one model call may use: a call of at least 64 rows is cut
-    /// into this many parts scored at once, on the calling thread and
-    /// `threads - 1` helper threads of the transform's own. `1` (the
-    /// default) keeps the other cores for the rest of the box; with `2` on a
-    /// 2-core box the shipped models score 1.4-1.9x the rows per second. A
-    /// helper spins for up to 100 µs after each call before it sleeps.
-    #[serde(default = "default_threads")]
-    pub threads: NonZeroUsize,
     /// What happens to rows with a missing, NaN or infinite feature.
     #[serde(default)]
     pub on_invalid: OnInvalid,
@@ -154,10 +146,6 @@ fn default_idle_timeout() -> HumanDuration {
 fn default_max_keys() -> NonZeroUsize {
     NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN)
 }
-fn default_threads() -> NonZeroUsize {
-    NonZeroUsize::MIN
-}
-
 fn default_batch_rows() -> NonZeroUsize {
     NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN)
 }
@@ -791,13 +779,12 @@ impl AnomalyConfig {
 
     fn load_model(&self, max_batch: usize) -> Result<ScoringModel, ModelError> {
         let path = self.model.as_ref().map(|m| m.as_str()).unwrap_or_default();
-        ScoringModel::load_threaded(
+        ScoringModel::load(
             Path::new(path),
             self.sha256.as_deref(),
             self.history.get(),
             self.features.len(),
             max_batch,
-            self.threads.get(),
         )
     }
 }

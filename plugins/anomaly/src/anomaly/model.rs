@@ -6,10 +6,6 @@
 //! zeros up to the smallest plan that holds it; rows are independent, so
 //! padding never changes a score.
 //!
-//! With `threads` above one, a batch of at least [`SPLIT_MIN_ROWS`] rows is
-//! cut into that many equal parts scored at once: the calling thread takes
-//! the first, scoped threads started for the call the others. There is a
-//! plan for each part size, so a part is not padded up to the next bucket.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -21,12 +17,6 @@ use tract_onnx::tract_hir::infer::Factoid;
 
 /// Batch sizes of the optimised plans, before the configured maximum.
 pub const BUCKETS: [usize; 4] = [1, 8, 64, 512];
-
-/// Fewest rows of a batch split over several threads; smaller batches run
-/// on the calling thread, where handing work over would cost more than it
-/// saves. A 64-row batch of the shipped models scores 1.4x faster as two
-/// 32-row parts.
-pub const SPLIT_MIN_ROWS: usize = 64;
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +81,6 @@ pub struct ScoringModel {
     history: usize,
     features: usize,
     layout: Layout,
-    /// Parts a batch of at least [`SPLIT_MIN_ROWS`] rows is cut into.
-    threads: usize,
 }
 
 /// One model call's input: the plan to run, its input tensor and the rows
@@ -137,23 +125,12 @@ impl Plan {
     }
 }
 
-/// Batch sizes to optimise a plan for: the buckets below `max_batch`,
-/// `max_batch` itself and, with several threads, the part sizes a split
-/// batch of each of those gives.
-fn plan_sizes(max_batch: usize, threads: usize) -> Vec<usize> {
+/// Batch sizes to optimise a plan for: the buckets below `max_batch` and
+/// `max_batch` itself.
+fn plan_sizes(max_batch: usize) -> Vec<usize> {
     let max_batch = max_batch.max(1);
     let mut sizes: Vec<usize> = BUCKETS.iter().copied().filter(|b| *b < max_batch).collect();
     sizes.push(max_batch);
-    if threads > 1 {
-        let parts: Vec<usize> = sizes
-            .iter()
-            .filter(|b| **b >= SPLIT_MIN_ROWS)
-            .map(|b| b.div_ceil(threads))
-            .collect();
-        sizes.extend(parts);
-    }
-    sizes.sort_unstable();
-    sizes.dedup();
     sizes
 }
 
@@ -167,7 +144,7 @@ fn load_error(path: &Path, e: impl std::fmt::Display) -> ModelError {
 impl ScoringModel {
     /// Loads `path`, verifies `sha256` when given, checks the input shape
     /// against `history` and `features` and optimises one plan per batch size
-    /// up to `max_batch`; scores on the calling thread only.
+    /// up to `max_batch`. Scores on the calling thread.
     pub fn load(
         path: &Path,
         sha256: Option<&str>,
@@ -175,20 +152,6 @@ impl ScoringModel {
         features: usize,
         max_batch: usize,
     ) -> Result<Self, ModelError> {
-        Self::load_threaded(path, sha256, history, features, max_batch, 1)
-    }
-
-    /// [`ScoringModel::load`], scoring a batch of at least
-    /// [`SPLIT_MIN_ROWS`] rows on up to `threads` threads at once.
-    pub fn load_threaded(
-        path: &Path,
-        sha256: Option<&str>,
-        history: usize,
-        features: usize,
-        max_batch: usize,
-        threads: usize,
-    ) -> Result<Self, ModelError> {
-        let threads = threads.max(1);
         let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
             path: path.to_owned(),
             source,
@@ -216,7 +179,7 @@ impl ScoringModel {
             .map_err(|e| load_error(path, e))?;
         let layout = check_input(path, &model, history, features)?;
 
-        let sizes = plan_sizes(max_batch, threads);
+        let sizes = plan_sizes(max_batch);
         let mut plans = Vec::with_capacity(sizes.len());
         for batch in sizes {
             let fact = match layout {
@@ -246,7 +209,6 @@ impl ScoringModel {
             history,
             features,
             layout,
-            threads: threads.max(1),
         })
     }
 
@@ -265,38 +227,9 @@ impl ScoringModel {
             return Err(ModelError::Run("no execution plan".into()));
         };
         for chunk in windows.chunks(largest * per_row) {
-            if self.threads > 1 && chunk.len() / per_row >= SPLIT_MIN_ROWS {
-                self.score_split(chunk, &mut scores)?;
-            } else {
-                scores.extend(self.score_part(chunk)?);
-            }
+            scores.extend(self.score_part(chunk)?);
         }
         Ok(scores)
-    }
-
-    /// Scores the rows of `chunk` as one part per thread at once, the first
-    /// on the calling thread, appending in row order.
-    fn score_split(&self, chunk: &[f32], scores: &mut Vec<f32>) -> Result<(), ModelError> {
-        let per_row = self.window_len();
-        let part_rows = (chunk.len() / per_row).div_ceil(self.threads);
-        let slices: Vec<&[f32]> = chunk.chunks(part_rows * per_row).collect();
-        let (first, others) = slices.split_first().unwrap_or((&chunk, &[]));
-        let parts = std::thread::scope(|s| {
-            let handles: Vec<_> = others
-                .iter()
-                .map(|rows| s.spawn(|| self.score_part(rows)))
-                .collect();
-            let mut parts = vec![self.score_part(first)];
-            parts.extend(handles.into_iter().map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(ModelError::Run("a scoring thread panicked".into())))
-            }));
-            parts
-        });
-        for part in parts {
-            scores.extend(part?);
-        }
-        Ok(())
     }
 
     fn score_part(&self, rows: &[f32]) -> Result<Vec<f32>, ModelError> {
@@ -493,31 +426,14 @@ mod tests {
     }
 
     #[test]
-    fn two_threads_add_a_plan_per_part_size() {
-        let m =
-            ScoringModel::load_threaded(&model_path("univariate-h32.onnx"), None, 32, 1, 1000, 2)
-                .unwrap();
+    fn plans_cover_the_buckets_below_the_largest_batch() {
+        let m = ScoringModel::load(&model_path("univariate-h32.onnx"), None, 32, 1, 1000).unwrap();
         let sizes: Vec<usize> = m.plans.iter().map(|p| p.batch).collect();
-        assert_eq!(sizes, vec![1, 8, 32, 64, 256, 500, 512, 1000]);
-    }
-
-    #[test]
-    fn a_batch_split_over_threads_scores_like_one_thread() {
-        let one = ScoringModel::load(&model_path("factory-h16.onnx"), None, 16, 3, 512).unwrap();
-        let two = ScoringModel::load_threaded(&model_path("factory-h16.onnx"), None, 16, 3, 512, 2)
-            .unwrap();
-        // Row counts below the split, at it, odd, and beyond the largest plan.
-        for rows in [63, 64, 65, 255, 256, 301, 512, 1100] {
-            let windows: Vec<f32> = (0..48 * rows)
-                .map(|i| ((i as f32) * 0.37).sin() * 2.0 + (i % 11) as f32 * 0.1)
-                .collect();
-            let a = one.score(&windows).unwrap();
-            let b = two.score(&windows).unwrap();
-            assert_eq!(a.len(), rows);
-            assert_eq!(b.len(), rows);
-            for (row, (x, y)) in a.iter().zip(&b).enumerate() {
-                assert!((x - y).abs() < 1e-6, "rows {rows}, row {row}: {x} vs {y}");
-            }
+        assert_eq!(sizes, vec![1, 8, 64, 512, 1000]);
+        // Row counts between plans, at one, and beyond the largest plan.
+        for rows in [1, 7, 63, 65, 512, 1100] {
+            let windows: Vec<f32> = (0..32 * rows).map(|i| ((i as f32) * 0.37).sin()).collect();
+            assert_eq!(m.score(&windows).unwrap().len(), rows);
         }
     }
 
