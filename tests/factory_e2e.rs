@@ -292,13 +292,23 @@ sinks:
         })
         .collect();
     publish_all(port, msgs);
-    common::wait_until(Duration::from_secs(30), "500 rows", || {
+    let received = || {
         metric(
             &gw.metrics(),
             "sluice_component_received_rows_total",
             &[("component_id", "telemetry")],
-        ) >= 500.0
-    });
+        )
+    };
+    let started = std::time::Instant::now();
+    while received() < 500.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} of 500 rows after 30 s\n{}",
+            received(),
+            gw.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let status = gw.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", gw.log_text());
     let rows = read_rows(&out);

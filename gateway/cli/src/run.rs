@@ -112,6 +112,11 @@ impl Gateway {
         let prometheus = sluice_admin::install_recorder(sluice_plugins::describe_metrics)
             .context("installing the metrics recorder")?;
         let admin_state = AdminState::new(prometheus);
+        // Known before the admin server answers, so `/readyz` is never
+        // ready before the pipelines are.
+        for p in &pipelines {
+            admin_state.set_pipeline_state(&p.name, sluice_admin::PipelineState::Starting);
+        }
         let admin = if rt.no_admin {
             None
         } else {
@@ -139,9 +144,6 @@ impl Gateway {
         }
 
         let mut running: Vec<RunningPipeline> = Vec::new();
-        for p in &pipelines {
-            admin_state.set_pipeline_state(&p.name, sluice_admin::PipelineState::Starting);
-        }
         for p in &pipelines {
             match RunningPipeline::start(p) {
                 Ok(r) => {
