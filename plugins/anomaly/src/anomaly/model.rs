@@ -77,24 +77,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// the transform runs, public for benchmarks and tools.
 #[derive(Debug)]
 pub struct ScoringModel {
-    plans: Arc<Vec<Plan>>,
+    plans: Vec<Plan>,
     history: usize,
     features: usize,
     layout: Layout,
 }
 
-/// One model call's input: the plan to run, its input tensor and the rows
-/// of it that are real (the rest is padding).
-#[derive(Debug)]
-struct Part {
-    plan: usize,
-    input: Tensor,
-    rows: usize,
-}
-
 /// One optimised plan and the run states kept between calls, so a call does
 /// not rebuild the per-node state (the values themselves are still
-/// allocated by each operator): one per part scored at once.
+/// allocated by each operator).
 #[derive(Debug)]
 struct Plan {
     batch: usize,
@@ -205,7 +196,7 @@ impl ScoringModel {
             });
         }
         Ok(Self {
-            plans: Arc::new(plans),
+            plans,
             history,
             features,
             layout,
@@ -227,20 +218,17 @@ impl ScoringModel {
             return Err(ModelError::Run("no execution plan".into()));
         };
         for chunk in windows.chunks(largest * per_row) {
-            scores.extend(self.score_part(chunk)?);
+            scores.extend(self.score_chunk(chunk)?);
         }
         Ok(scores)
     }
 
-    fn score_part(&self, rows: &[f32]) -> Result<Vec<f32>, ModelError> {
-        self.part(rows).and_then(|p| run_part(&self.plans, p))
-    }
-
-    /// The input of the smallest plan holding the rows of `chunk`.
-    fn part(&self, chunk: &[f32]) -> Result<Part, ModelError> {
+    /// Scores the windows of `chunk` with the smallest plan that holds them,
+    /// the rest of its batch padded with zeros.
+    fn score_chunk(&self, chunk: &[f32]) -> Result<Vec<f32>, ModelError> {
         let per_row = self.window_len();
         let n = chunk.len() / per_row;
-        let Some((index, plan)) = self.plans.iter().enumerate().find(|(_, p)| p.batch >= n) else {
+        let Some(plan) = self.plans.iter().find(|p| p.batch >= n) else {
             return Err(ModelError::Run(format!("no plan holds {n} rows")));
         };
         let batch = plan.batch;
@@ -249,6 +237,7 @@ impl ScoringModel {
             Layout::Rank3 => &[batch, self.history, self.features],
             Layout::Flat => &[batch, per_row],
         };
+        let run_err = |e: &dyn std::fmt::Display| ModelError::Run(format!("{e:#}"));
         let input = if n == batch {
             Tensor::from_shape(shape, chunk)
         } else {
@@ -257,31 +246,17 @@ impl ScoringModel {
             data.resize(batch * per_row, 0.0);
             Tensor::from_shape(shape, &data)
         }
-        .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-        Ok(Part {
-            plan: index,
-            input,
-            rows: n,
-        })
+        .map_err(|e| run_err(&e))?;
+        let out = plan.run(input).map_err(|e| run_err(&e))?;
+        let first = out
+            .first()
+            .ok_or_else(|| ModelError::Run("the model has no output".into()))?;
+        let view = first
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<f32>())
+            .map_err(|e| run_err(&e))?;
+        Ok(view.get(..n).unwrap_or(view).to_vec())
     }
-}
-
-/// Runs one part and returns the scores of its real rows.
-fn run_part(plans: &[Plan], part: Part) -> Result<Vec<f32>, ModelError> {
-    let plan = plans
-        .get(part.plan)
-        .ok_or_else(|| ModelError::Run("no such plan".into()))?;
-    let out = plan
-        .run(part.input)
-        .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-    let first = out
-        .first()
-        .ok_or_else(|| ModelError::Run("the model has no output".into()))?;
-    let view = first
-        .try_as_plain_ram()
-        .and_then(|v| v.as_slice::<f32>())
-        .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-    Ok(view.get(..part.rows).unwrap_or(view).to_vec())
 }
 
 /// The model's window layout: `[batch, history, features]` or the same
