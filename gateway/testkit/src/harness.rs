@@ -59,22 +59,14 @@ impl<T: Transform> TransformHarness<T> {
         C: TransformConfig<Component = T>,
     {
         let labels = ComponentLabels::new(pipeline, id, ComponentKind::Transform, C::TYPE);
-        let scoped = |f: &mut dyn FnMut()| match capture {
-            Some(c) => c.scoped(f),
-            None => f(),
-        };
-        let mut metrics = None;
-        scoped(&mut || metrics = Some(ComponentMetrics::new(labels.clone())));
-        let metrics = metrics.unwrap_or_else(|| ComponentMetrics::new(labels.clone()));
+        let metrics = scoped(capture, || ComponentMetrics::new(labels));
         let cx = BuildCx {
             pipeline: pipeline.into(),
             id: id.into(),
             inputs,
             metrics: metrics.clone(),
         };
-        let mut built = None;
-        scoped(&mut || built = Some(cfg.build(&cx)));
-        let transform = built.unwrap_or_else(|| cfg.build(&cx))?;
+        let transform = scoped(capture, || cfg.build(&cx))?;
         let (tx, rx) = mpsc::channel(OUTPUT_CAPACITY);
         let output = Output {
             tx,
@@ -152,6 +144,14 @@ impl<T: Transform> TransformHarness<T> {
             self.settled += 1;
         }
         self.handed - self.settled
+    }
+}
+
+/// Runs `f` with `capture` as the thread's recorder, when there is one.
+fn scoped<R>(capture: Option<&MetricsCapture>, f: impl FnOnce() -> R) -> R {
+    match capture {
+        Some(c) => c.scoped(f),
+        None => f(),
     }
 }
 

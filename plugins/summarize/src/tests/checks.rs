@@ -3,7 +3,6 @@
 
 use std::io::Write;
 
-use sluice_core::validate::{Issue, Severity};
 use sluice_core::{TransformConfig, Validator};
 use sluice_testkit::TransformHarness;
 
@@ -12,18 +11,6 @@ use super::*;
 
 fn parse(yaml: &str) -> SummarizeConfig {
     serde_saphyr::from_str(yaml).unwrap()
-}
-
-fn errors(cfg: &SummarizeConfig) -> Vec<Issue> {
-    let mut v = Validator::new();
-    let schema = cfg.check(&sluice_core::InputSchema::only(events::schema()), &mut v);
-    let errors: Vec<Issue> = v
-        .into_issues()
-        .into_iter()
-        .filter(|i| i.severity == Severity::Error)
-        .collect();
-    assert_eq!(schema.is_some(), errors.is_empty(), "{errors:?}");
-    errors
 }
 
 #[test]

@@ -6,9 +6,6 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use sluice_core::validate::Severity;
-use sluice_core::{TransformConfig, Validator};
-
 use super::events;
 use super::*;
 use crate::engine::{self, GenRequest, LoraSpec, ModelSpec, Sampling};
@@ -85,19 +82,6 @@ fn lora_config(adapter: &Path, extra: &str) -> SummarizeConfig {
     ))
 }
 
-fn lora_errors(cfg: &SummarizeConfig) -> Vec<(Vec<String>, String)> {
-    let mut v = Validator::new();
-    let schema = cfg.check(&sluice_core::InputSchema::only(events::schema()), &mut v);
-    let errors: Vec<_> = v
-        .into_issues()
-        .into_iter()
-        .filter(|i| i.severity == Severity::Error)
-        .map(|i| (i.path, i.message))
-        .collect();
-    assert_eq!(schema.is_some(), errors.is_empty(), "{errors:?}");
-    errors
-}
-
 /// Greedy free text (no grammar) from `spec`.
 fn free_text(spec: &ModelSpec<'_>) -> String {
     let engine = engine::engine(spec, 1, 512, 1).unwrap();
@@ -155,7 +139,7 @@ async fn a_digest_with_a_neutral_adapter_matches_the_base_model_and_names_both_f
     let neutral = dir.path().join("neutral.gguf");
     write_adapter(&neutral, N_EMBD, 0.0);
     let with = lora_config(&neutral, "");
-    assert!(lora_errors(&with).is_empty());
+    assert!(errors(&with).is_empty());
     let without = config("max_events: 1000\n");
     let batch = events::batch(0);
     let mut h = harness(&with, events::schema(), None);
@@ -172,47 +156,51 @@ async fn a_digest_with_a_neutral_adapter_matches_the_base_model_and_names_both_f
 fn a_missing_corrupt_or_foreign_adapter_is_a_validation_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("not-there.gguf");
-    let e = lora_errors(&lora_config(&missing, ""));
+    let e = errors(&lora_config(&missing, ""));
     assert_eq!(e.len(), 1, "{e:?}");
-    assert_eq!(e[0].0, vec!["lora"]);
-    assert!(e[0].1.contains("not-there.gguf: not found"), "{}", e[0].1);
+    assert_eq!(e[0].path, vec!["lora"]);
+    assert!(
+        e[0].message.contains("not-there.gguf: not found"),
+        "{}",
+        e[0].message
+    );
 
     let corrupt = dir.path().join("corrupt.gguf");
     std::fs::File::create(&corrupt)
         .unwrap()
         .write_all(b"<html>proxy error</html>")
         .unwrap();
-    let e = lora_errors(&lora_config(&corrupt, ""));
-    assert_eq!(e[0].0, vec!["lora"], "{e:?}");
-    assert!(e[0].1.contains("GGUF magic"), "{}", e[0].1);
+    let e = errors(&lora_config(&corrupt, ""));
+    assert_eq!(e[0].path, vec!["lora"], "{e:?}");
+    assert!(e[0].message.contains("GGUF magic"), "{}", e[0].message);
 
     // Made for a model of another hidden size.
     let foreign = dir.path().join("foreign.gguf");
     write_adapter(&foreign, N_EMBD * 2, 0.1);
-    let e = lora_errors(&lora_config(&foreign, ""));
-    assert_eq!(e[0].0, vec!["lora"], "{e:?}");
+    let e = errors(&lora_config(&foreign, ""));
+    assert_eq!(e[0].path, vec!["lora"], "{e:?}");
     assert!(
-        e[0].1.contains("cannot load it onto the model"),
+        e[0].message.contains("cannot load it onto the model"),
         "{}",
-        e[0].1
+        e[0].message
     );
 
     // The model itself as an adapter.
-    let e = lora_errors(&lora_config(&model_path(), ""));
-    assert_eq!(e[0].0, vec!["lora"], "{e:?}");
+    let e = errors(&lora_config(&model_path(), ""));
+    assert_eq!(e[0].path, vec!["lora"], "{e:?}");
 
     // Cut short after the header.
     let truncated = dir.path().join("truncated.gguf");
     write_adapter(&truncated, N_EMBD, 0.1);
     let bytes = std::fs::read(&truncated).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let e = lora_errors(&lora_config(&truncated, ""));
-    assert_eq!(e[0].0, vec!["lora"], "{e:?}");
+    let e = errors(&lora_config(&truncated, ""));
+    assert_eq!(e[0].path, vec!["lora"], "{e:?}");
 
+    let neutral = dir.path().join("neutral.gguf");
+    write_adapter(&neutral, N_EMBD, 0.0);
     for scale in ["-1", ".nan"] {
-        let neutral = dir.path().join("neutral.gguf");
-        write_adapter(&neutral, N_EMBD, 0.0);
-        let e = lora_errors(&lora_config(&neutral, &format!("lora_scale: {scale}\n")));
-        assert_eq!(e[0].0, vec!["lora_scale"], "{scale}: {e:?}");
+        let e = errors(&lora_config(&neutral, &format!("lora_scale: {scale}\n")));
+        assert_eq!(e[0].path, vec!["lora_scale"], "{scale}: {e:?}");
     }
 }

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use sluice_core::arrow_array::RecordBatch;
 use sluice_core::arrow_array::cast::AsArray;
 use sluice_core::arrow_schema::SchemaRef;
+use sluice_core::validate::{Issue, Severity};
+use sluice_core::{InputSchema, TransformConfig, Validator};
 use sluice_testkit::{MetricsCapture, TransformHarness};
 
 use super::*;
@@ -47,6 +49,20 @@ pub(crate) fn config(extra: &str) -> SummarizeConfig {
 }
 
 /// The shared harness, as component `digest` of pipeline `test`.
+/// The errors `check` reports for `cfg` on the fixed events' schema;
+/// asserts that it returns an output schema exactly when there are none.
+pub(crate) fn errors(cfg: &SummarizeConfig) -> Vec<Issue> {
+    let mut v = Validator::new();
+    let schema = cfg.check(&InputSchema::only(events::schema()), &mut v);
+    let errors: Vec<Issue> = v
+        .into_issues()
+        .into_iter()
+        .filter(|i| i.severity == Severity::Error)
+        .collect();
+    assert_eq!(schema.is_some(), errors.is_empty(), "{errors:?}");
+    errors
+}
+
 pub(crate) struct Harness {
     pub(crate) t: TransformHarness<SummarizeTransform>,
 }
