@@ -93,7 +93,8 @@ impl CameraConfig {
 
 impl SourceConfig for CameraConfig {
     const TYPE: &'static str = "camera";
-    const METRICS: &'static [sluice_core::metrics::MetricDoc] = crate::names::METRICS;
+    const METRICS: &'static [sluice_core::metrics::MetricDoc] =
+        sluice_core::metrics::FRAME_SOURCE_METRICS;
     type Component = CameraSource;
 
     fn check(&self, v: &mut Validator) -> Option<SchemaRef> {

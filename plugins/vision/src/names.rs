@@ -1,16 +1,13 @@
 //! Metric names of the vision components, registered through
 //! `ComponentMetrics::{counter, counter_with}` so they carry the standard labels.
 
+pub use sluice_core::metrics::names::{FRAMES_CAPTURED_TOTAL, FRAMES_RECONNECTS_TOTAL};
 use sluice_core::metrics::{MetricDoc, Unit};
 
 /// Frames a `detect` transform ran the model on.
 pub const DETECT_FRAMES_TOTAL: &str = "sluice_detect_frames_total";
 /// Objects reported by a `detect` transform.
 pub const DETECT_OBJECTS_TOTAL: &str = "sluice_detect_objects_total";
-/// Frames a frame source captured.
-pub const FRAMES_CAPTURED_TOTAL: &str = "sluice_frames_captured_total";
-/// Reconnects of a frame source after a failed or stalled stream.
-pub const FRAMES_RECONNECTS_TOTAL: &str = "sluice_frames_reconnects_total";
 /// Thumbnails a `detect` transform wrote.
 pub const DETECT_THUMBNAILS_TOTAL: &str = "sluice_detect_thumbnails_total";
 /// Thumbnails a `detect` transform deleted to stay within its retention limits.
@@ -18,20 +15,6 @@ pub const DETECT_THUMBNAILS_DELETED_TOTAL: &str = "sluice_detect_thumbnails_dele
 /// Failures of a `detect` transform's thumbnail store, by `reason`
 /// (`encode`, `write`, `delete`, `scan`).
 pub const DETECT_THUMBNAIL_ERRORS_TOTAL: &str = "sluice_detect_thumbnail_errors_total";
-
-/// Help texts of the `frames` source's metrics.
-pub const FRAMES_METRICS: &[MetricDoc] = &[
-    MetricDoc::counter(
-        FRAMES_CAPTURED_TOTAL,
-        Unit::Count,
-        "Frames a frame source captured.",
-    ),
-    MetricDoc::counter(
-        FRAMES_RECONNECTS_TOTAL,
-        Unit::Count,
-        "Reconnects of a frame source after a failed, stalled or vanished stream.",
-    ),
-];
 
 /// Help texts of the `detect` transform's metrics.
 pub const DETECT_METRICS: &[MetricDoc] = &[

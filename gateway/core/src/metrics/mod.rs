@@ -393,6 +393,21 @@ pub const METRICS: &[MetricDoc] = &[
     ),
 ];
 
+/// The metrics of a frame source, shared by `frames` and `camera` so one
+/// dashboard covers both (`component_type` tells them apart).
+pub const FRAME_SOURCE_METRICS: &[MetricDoc] = &[
+    MetricDoc::counter(
+        FRAMES_CAPTURED_TOTAL,
+        Unit::Count,
+        "Frames a frame source captured.",
+    ),
+    MetricDoc::counter(
+        FRAMES_RECONNECTS_TOTAL,
+        Unit::Count,
+        "Reconnects of a frame source after a failed, stalled or vanished stream.",
+    ),
+];
+
 /// Registers the help texts of the metrics every component and edge has;
 /// each plugin registers its own (the catalog's `describe_metrics` does all).
 pub fn describe_all() {

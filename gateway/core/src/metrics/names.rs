@@ -27,3 +27,8 @@ pub const EDGE_RECEIVED_BATCHES_TOTAL: &str = "sluice_edge_received_batches_tota
 pub const EDGE_QUEUE_BATCHES: &str = "sluice_edge_queue_batches";
 /// Whether a component's link is up (1) or down (0).
 pub const LINK_UP: &str = "sluice_link_up";
+/// Frames a frame source (`frames` or `camera`) captured.
+pub const FRAMES_CAPTURED_TOTAL: &str = "sluice_frames_captured_total";
+/// Reconnects of a frame source after a failed, stalled or vanished stream
+/// or camera.
+pub const FRAMES_RECONNECTS_TOTAL: &str = "sluice_frames_reconnects_total";

@@ -160,7 +160,8 @@ impl FramesConfig {
 
 impl SourceConfig for FramesConfig {
     const TYPE: &'static str = "frames";
-    const METRICS: &'static [sluice_core::metrics::MetricDoc] = crate::names::FRAMES_METRICS;
+    const METRICS: &'static [sluice_core::metrics::MetricDoc] =
+        sluice_core::metrics::FRAME_SOURCE_METRICS;
     type Component = FramesSource;
 
     fn check(&self, v: &mut Validator) -> Option<SchemaRef> {
