@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::config::Priority;
 use crate::error::OutboxError;
-use crate::outbox::{Outbox, to_u64};
+use crate::outbox::{Outbox, to_i64, to_u64};
 
 /// An entry as stored, for `dump` and `history_query`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ pub(crate) fn prune_by_size(tx: &Transaction<'_>, max_bytes: u64) -> rusqlite::R
         tx.execute("DELETE FROM history WHERE id <= ?1", [last])?;
         tx.execute(
             "UPDATE history_counters SET rows = rows - ?1, bytes = bytes - ?2 WHERE id = 0",
-            (rows as i64, freed as i64),
+            (rows as i64, to_i64(freed)),
         )?;
     }
     Ok(rows)

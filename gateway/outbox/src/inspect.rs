@@ -75,14 +75,16 @@ pub(crate) fn stats(conn: &Connection, path: &Path) -> rusqlite::Result<Stats> {
             let sink: String = r.get(0)?;
             let priority = Priority::from_db(r.get(1)?);
             let (n, b) = (to_u64(r.get(2)?), to_u64(r.get(3)?));
+            // Counters are read from the file, where a damaged row may hold
+            // any value: the sums saturate instead of overflowing.
             if let Some(p) = by_priority.iter_mut().find(|p| p.priority == priority) {
-                p.rows += n;
-                p.bytes += b;
+                p.rows = p.rows.saturating_add(n);
+                p.bytes = p.bytes.saturating_add(b);
             }
             match by_sink.last_mut() {
                 Some(s) if s.sink == sink => {
-                    s.rows += n;
-                    s.bytes += b;
+                    s.rows = s.rows.saturating_add(n);
+                    s.bytes = s.bytes.saturating_add(b);
                 }
                 _ => by_sink.push(SinkStats {
                     sink,
@@ -114,8 +116,12 @@ pub(crate) fn stats(conn: &Connection, path: &Path) -> rusqlite::Result<Stats> {
         })
         .sum();
     Ok(Stats {
-        rows: by_priority.iter().map(|p| p.rows).sum(),
-        bytes: by_priority.iter().map(|p| p.bytes).sum(),
+        rows: by_priority
+            .iter()
+            .fold(0, |sum, p| sum.saturating_add(p.rows)),
+        bytes: by_priority
+            .iter()
+            .fold(0, |sum, p| sum.saturating_add(p.bytes)),
         oldest_created_ms,
         by_priority,
         by_sink,

@@ -233,7 +233,7 @@ impl Outbox {
             let removed = evict::evict_oldest(&tx, priority, plan.evict_bytes)
                 .map_err(err("evicting old entries"))?;
             evicted.drop_oldest += removed.len() as u64;
-            evicted.bytes += removed.iter().map(|r| r.size).sum::<u64>();
+            evicted.bytes = evicted.bytes.saturating_add(total_size(&removed));
             subtract_counters(&tx, &removed).map_err(err("updating totals"))?;
         }
         let mut ids = Vec::with_capacity(plan.store.len());
@@ -367,10 +367,9 @@ impl Outbox {
         }
         subtract_counters(&tx, &removed).map_err(err("updating totals"))?;
         if let Some(limits) = history {
-            let bytes: u64 = removed.iter().map(|r| r.size).sum();
             tx.execute(
                 "UPDATE history_counters SET rows = rows + ?1, bytes = bytes + ?2 WHERE id = 0",
-                (removed.len() as i64, bytes as i64),
+                (removed.len() as i64, to_i64(total_size(&removed))),
             )
             .map_err(err("updating history totals"))?;
             crate::history::prune_by_size(&tx, limits.max_bytes)
@@ -416,7 +415,7 @@ fn subtract_counters(tx: &Transaction<'_>, removed: &[Removed]) -> rusqlite::Res
     for r in removed {
         let g = groups.entry((r.sink.as_str(), r.priority)).or_default();
         g.0 += 1;
-        g.1 += r.size as i64;
+        g.1 = g.1.saturating_add(to_i64(r.size));
     }
     let mut update = tx.prepare(
         "UPDATE counters SET rows = rows - ?3, bytes = bytes - ?4 WHERE sink = ?1 AND priority = ?2",
@@ -430,4 +429,15 @@ fn subtract_counters(tx: &Transaction<'_>, removed: &[Removed]) -> rusqlite::Res
 
 pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+/// `v` as an SQLite integer, saturating at `i64::MAX`.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Bytes of removed entries. Sizes are read from the file, where a damaged
+/// row may hold any value, so the sum saturates instead of overflowing.
+fn total_size(removed: &[Removed]) -> u64 {
+    removed.iter().fold(0, |sum, r| sum.saturating_add(r.size))
 }

@@ -2,6 +2,7 @@
 
 mod behaviour;
 mod crash;
+mod damaged;
 mod files;
 mod history;
 mod props;
