@@ -126,8 +126,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let pipelines = embedded
         .into_iter()
         .map(|(name, text)| {
-            sluice_core::env::with_vars(&vars, || sluice_config::load_str(Path::new(name), text))
-                .map_err(|d| anyhow::anyhow!("the embedded pipeline {name} is invalid:\n{d}"))
+            sluice_core::env::with_vars(&vars, || {
+                sluice_config::load_str::<crate::Catalog>(Path::new(name), text)
+            })
+            .map_err(|d| anyhow::anyhow!("the embedded pipeline {name} is invalid:\n{d}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     info!(broker = %url, out_dir = %out_dir, "Starting the demo. Factory: 10 s windows per device, alerts on vibration > 3 or temperature > 62, the readings the anomaly model flags and a digest every 30 s.");

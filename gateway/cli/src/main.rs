@@ -10,6 +10,12 @@ mod run;
 mod simulate;
 mod validate;
 
+/// The component types this binary runs: the runtime (config loading,
+/// topology) is handed this table and names no plugin itself.
+type Catalog = sluice_plugins::Catalog;
+/// A loaded pipeline of this binary's components.
+type Pipeline = sluice_config::Pipeline<Catalog>;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

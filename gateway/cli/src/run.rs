@@ -4,10 +4,10 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::{Catalog, Pipeline};
 use anyhow::Context;
 use sluice_admin::AdminState;
 use sluice_broker::EmbeddedBroker;
-use sluice_config::Pipeline;
 use sluice_topology::{PipelineState, RunningPipeline};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -64,7 +64,7 @@ pub async fn shutdown_signal() {
 
 /// Loads one file, printing its warnings or all of its diagnostics.
 pub fn load_reporting(file: &Path) -> Option<Pipeline> {
-    match sluice_config::load_file(file) {
+    match sluice_config::load_file::<Catalog>(file) {
         Ok(p) => {
             for w in &p.warnings {
                 eprintln!("{w}");

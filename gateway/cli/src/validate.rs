@@ -28,7 +28,7 @@ pub fn validate(files: &[PathBuf]) -> ExitCode {
 
 /// Prints the Mermaid graph of a pipeline on stdout.
 pub fn graph(file: &Path) -> ExitCode {
-    match sluice_config::load_file(file) {
+    match sluice_config::load_file::<crate::Catalog>(file) {
         Ok(p) => match writeln!(std::io::stdout().lock(), "{}", sluice_config::mermaid(&p)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

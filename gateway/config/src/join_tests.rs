@@ -5,6 +5,9 @@ use std::path::Path;
 
 use super::*;
 
+/// The pipeline with every shipped component.
+type Pipeline = crate::Pipeline<sluice_plugins::Catalog>;
+
 const SOURCES: &str = "sources:
   bagged:
     type: mqtt

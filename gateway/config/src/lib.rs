@@ -6,7 +6,8 @@
 //! warnings) or every problem found, each at its exact line and column:
 //!
 //! ```no_run
-//! let pipeline = match sluice_config::load_file(std::path::Path::new("pipelines/line3.yaml")) {
+//! # fn load<C: sluice_core::Catalog>() {
+//! let pipeline = match sluice_config::load_file::<C>(std::path::Path::new("pipelines/line3.yaml")) {
 //!     Ok(p) => p,
 //!     Err(diagnostics) => {
 //!         eprintln!("{diagnostics}");
@@ -16,6 +17,7 @@
 //! for w in &pipeline.warnings {
 //!     eprintln!("{w}");
 //! }
+//! # }
 //! ```
 //!
 //! The text is parsed once into a tree of positioned nodes; each component is
@@ -35,9 +37,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
+use sluice_core::Catalog;
 use sluice_core::arrow_schema::SchemaRef;
 use sluice_core::broker::BrokerConfig;
-use sluice_plugins::{AnySinkConfig, AnySourceConfig, AnyTransformConfig};
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use mermaid::{downstream_of, mermaid};
@@ -48,7 +50,7 @@ use parse::tree::{self, Pos};
 
 /// A validated pipeline file.
 #[derive(Debug, Clone)]
-pub struct Pipeline {
+pub struct Pipeline<C: Catalog> {
     /// The file stem, e.g. `line3` for `pipelines/line3.yaml`.
     pub name: String,
     /// The file it was loaded from.
@@ -56,11 +58,11 @@ pub struct Pipeline {
     /// The embedded MQTT broker, when the file has a `broker:` section.
     pub broker: Option<BrokerConfig>,
     /// Sources by id, in file order.
-    pub sources: IndexMap<String, AnySourceConfig>,
+    pub sources: IndexMap<String, C::Source>,
     /// Transforms by id, in file order.
-    pub transforms: IndexMap<String, AnyTransformConfig>,
+    pub transforms: IndexMap<String, C::Transform>,
     /// Sinks by id, in file order.
-    pub sinks: IndexMap<String, AnySinkConfig>,
+    pub sinks: IndexMap<String, C::Sink>,
     /// Output schema of every source and transform whose schema is known
     /// statically.
     pub schemas: HashMap<String, SchemaRef>,
@@ -71,8 +73,9 @@ pub struct Pipeline {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Reads, parses and validates the pipeline file at `path`.
-pub fn load_file(path: &Path) -> Result<Pipeline, Diagnostics> {
+/// Reads, parses and validates the pipeline file at `path`, with the
+/// component types of catalog `C`.
+pub fn load_file<C: Catalog>(path: &Path) -> Result<Pipeline<C>, Diagnostics> {
     match std::fs::read_to_string(path) {
         Ok(text) => load_str(path, &text),
         Err(e) => Err(Diagnostics(vec![Diagnostic::error(
@@ -86,7 +89,7 @@ pub fn load_file(path: &Path) -> Result<Pipeline, Diagnostics> {
 
 /// Parses and validates `text` as the pipeline file at `path` (used for the
 /// name and in diagnostics; the file itself is not read).
-pub fn load_str(path: &Path, text: &str) -> Result<Pipeline, Diagnostics> {
+pub fn load_str<C: Catalog>(path: &Path, text: &str) -> Result<Pipeline<C>, Diagnostics> {
     let mut out = Collector::new(path);
     let doc = match tree::parse(text) {
         Ok(doc) => doc,
@@ -95,7 +98,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Pipeline, Diagnostics> {
             return Err(out.finish());
         }
     };
-    let loaded = load::sections(&doc, &mut out);
+    let loaded = load::sections::<C>(&doc, &mut out);
     let nodes: Vec<graph::GraphNode> = loaded.components.iter().map(|c| c.graph_node()).collect();
     let graph = graph::check(&nodes, &mut out);
     let schemas = schemas::check_all(&loaded.components, &graph, &mut out);

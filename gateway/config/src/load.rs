@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sluice_core::Validator;
 use sluice_core::broker::BrokerConfig;
-use sluice_plugins::{AnySinkConfig, AnySourceConfig, AnyTransformConfig};
+use sluice_core::{Catalog, SinkEntry, SourceEntry, TransformEntry};
 
 use crate::diagnostic::Collector;
 use crate::graph::{GraphNode, InputRef, Role};
@@ -18,13 +18,13 @@ const SECTIONS: &[&str] = &["broker", "sources", "transforms", "sinks"];
 
 /// A deserialised component config.
 #[derive(Debug)]
-pub(crate) enum Config {
-    Source(AnySourceConfig),
-    Transform(AnyTransformConfig),
-    Sink(AnySinkConfig),
+pub(crate) enum Config<C: Catalog> {
+    Source(C::Source),
+    Transform(C::Transform),
+    Sink(C::Sink),
 }
 
-impl Config {
+impl<C: Catalog> Config<C> {
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Config::Source(c) => c.type_name(),
@@ -44,7 +44,7 @@ impl Config {
 
 /// One component of the file, with or without a usable config.
 #[derive(Debug)]
-pub(crate) struct Component<'t> {
+pub(crate) struct Component<'t, C: Catalog> {
     pub id: String,
     pub role: Role,
     /// Position of the id key.
@@ -52,10 +52,10 @@ pub(crate) struct Component<'t> {
     /// The component's map (or whatever was written instead).
     pub node: &'t Node,
     /// `None` when deserialisation failed (already reported).
-    pub config: Option<Config>,
+    pub config: Option<Config<C>>,
 }
 
-impl Component<'_> {
+impl<C: Catalog> Component<'_, C> {
     /// The component as the graph checks see it. Inputs come from the config
     /// when it parsed, else from the tree when they are readable there, so a
     /// broken component still takes part in the graph checks.
@@ -96,17 +96,20 @@ impl Component<'_> {
 }
 
 /// Everything read from the file.
-#[derive(Debug, Default)]
-pub(crate) struct Loaded<'t> {
+#[derive(Debug)]
+pub(crate) struct Loaded<'t, C: Catalog> {
     pub broker: Option<BrokerConfig>,
     /// Components with unique ids, sources first, then transforms, then sinks,
     /// each in file order.
-    pub components: Vec<Component<'t>>,
+    pub components: Vec<Component<'t, C>>,
 }
 
 /// Reads the sections of `doc`, reporting every problem into `out`.
-pub(crate) fn sections<'t>(doc: &'t Node, out: &mut Collector) -> Loaded<'t> {
-    let mut loaded = Loaded::default();
+pub(crate) fn sections<'t, C: Catalog>(doc: &'t Node, out: &mut Collector) -> Loaded<'t, C> {
+    let mut loaded = Loaded {
+        broker: None,
+        components: Vec::new(),
+    };
     let Some(entries) = doc.as_map() else {
         let msg = if doc.is_null() {
             "the pipeline file is empty".to_owned()
@@ -205,12 +208,12 @@ fn broker(node: &Node, out: &mut Collector) -> Option<BrokerConfig> {
 /// Checks the id and deserialises one component. Returns `None` for a
 /// duplicate id: it is reported, and the first component with that id is the
 /// one the graph sees.
-fn component<'t>(
+fn component<'t, C: Catalog>(
     role: Role,
     entry: &'t Entry,
     seen: &mut HashMap<String, (Role, Pos)>,
     out: &mut Collector,
-) -> Option<Component<'t>> {
+) -> Option<Component<'t, C>> {
     let id = entry.key.as_text().unwrap_or_default().to_owned();
     let pos = entry.key.pos;
     if !valid_id(&id) {

@@ -1,5 +1,7 @@
 //! The pipeline graph as a Mermaid flowchart, and downstream lookups.
 
+use sluice_core::{Catalog, SinkEntry, SourceEntry, TransformEntry};
+
 use crate::Pipeline;
 use crate::graph::Role;
 
@@ -7,7 +9,7 @@ use crate::graph::Role;
 /// rectangles, sinks cylinders; each label is `id<br/>type`. Nodes are named
 /// `n0`, `n1`, … in data-flow order, since component ids such as `end` or
 /// `a-b` are not safe Mermaid node names.
-pub fn mermaid(p: &Pipeline) -> String {
+pub fn mermaid<C: Catalog>(p: &Pipeline<C>) -> String {
     let nodes = p
         .sources
         .iter()
@@ -27,7 +29,7 @@ pub fn mermaid(p: &Pipeline) -> String {
 
 /// Ids of the components that list `id` in their `inputs`: transforms, then
 /// sinks, each in file order.
-pub fn downstream_of(p: &Pipeline, id: &str) -> Vec<String> {
+pub fn downstream_of<C: Catalog>(p: &Pipeline<C>, id: &str) -> Vec<String> {
     let transforms = p.transforms.iter().map(|(d, c)| (d, c.inputs()));
     let sinks = p.sinks.iter().map(|(d, c)| (d, c.inputs()));
     transforms

@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
+/// The pipeline with every shipped component.
+type Pipeline = crate::Pipeline<sluice_plugins::Catalog>;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

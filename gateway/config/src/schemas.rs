@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use sluice_core::arrow_schema::{DataType, SchemaRef};
 use sluice_core::config::InputSchema;
 use sluice_core::schema::same_columns;
-use sluice_core::{Payload, Validator};
+use sluice_core::{Catalog, Payload, SinkEntry, SourceEntry, TransformEntry, Validator};
 
 use crate::diagnostic::Collector;
 use crate::graph::Graph;
@@ -17,8 +17,8 @@ use crate::load::{Component, Config, report_issues};
 
 /// Checks every component whose config parsed; returns the output schema of
 /// each source and transform, by node index, where known.
-pub(crate) fn check_all(
-    components: &[Component<'_>],
+pub(crate) fn check_all<C: Catalog>(
+    components: &[Component<'_, C>],
     graph: &Graph,
     out: &mut Collector,
 ) -> HashMap<usize, SchemaRef> {
@@ -65,12 +65,12 @@ pub(crate) fn check_all(
 
 /// Whether the payload flowing into component `i` (rows or camera frames)
 /// on its input `k` is the one it takes; reports the mismatch at that input.
-fn payload_fits(
+fn payload_fits<C: Catalog>(
     i: usize,
     k: usize,
     takes: Payload,
     input: &SchemaRef,
-    components: &[Component<'_>],
+    components: &[Component<'_, C>],
     out: &mut Collector,
 ) -> bool {
     let carries = Payload::of(input);
@@ -108,9 +108,9 @@ fn payload_fits(
 /// The schema flowing into component `i`: that of its inputs, which must all
 /// have the same columns. `None` when some input's schema is unknown or they
 /// disagree (reported).
-fn input_schema(
+fn input_schema<C: Catalog>(
     i: usize,
-    components: &[Component<'_>],
+    components: &[Component<'_, C>],
     graph: &Graph,
     schemas: &HashMap<usize, SchemaRef>,
     out: &mut Collector,
@@ -145,9 +145,9 @@ fn input_schema(
 
 /// The schema of every input of component `i`, in `inputs` order. `None`
 /// when some input's schema is unknown (its problem is reported elsewhere).
-fn input_schemas(
+fn input_schemas<C: Catalog>(
     i: usize,
-    components: &[Component<'_>],
+    components: &[Component<'_, C>],
     graph: &Graph,
     schemas: &HashMap<usize, SchemaRef>,
 ) -> Option<Vec<InputSchema>> {
@@ -164,7 +164,7 @@ fn input_schemas(
 }
 
 /// How to fix inputs whose columns differ; a `sql` transform can join them.
-fn same_columns_help(c: &Component<'_>) -> String {
+fn same_columns_help<C: Catalog>(c: &Component<'_, C>) -> String {
     let rule = "all inputs of a component must have the same columns, in the same order";
     match &c.config {
         Some(Config::Transform(t)) if t.type_name() == "sql" => {

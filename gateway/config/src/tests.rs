@@ -1,6 +1,11 @@
 use std::path::Path;
 
+use sluice_core::{SourceEntry, TransformEntry};
+
 use super::*;
+
+/// The pipeline with every shipped component.
+type Pipeline = crate::Pipeline<sluice_plugins::Catalog>;
 
 const SOURCE: &str = "  telemetry:
     type: mqtt
@@ -143,7 +148,7 @@ transforms:
 sinks:
   print: { type: console, inputs: [peak] }
 ";
-    let d = load_str(Path::new("p.yaml"), text).unwrap_err();
+    let d = load_str::<sluice_plugins::Catalog>(Path::new("p.yaml"), text).unwrap_err();
     assert_eq!(
         errors(&d),
         [(7, 17, "`missing` is not a field of `schema`")],
@@ -156,7 +161,7 @@ fn unset_variable_in_a_component_is_reported_at_its_value() {
     let text = format!(
         "sources:\n{SOURCE}sinks:\n  out:\n    type: file\n    inputs: [telemetry]\n    path: \"${{SLUICE_CONFIG_TEST_UNSET_DIR}}/x.jsonl\"\n"
     );
-    let d = load_str(Path::new("p.yaml"), &text).unwrap_err();
+    let d = load_str::<sluice_plugins::Catalog>(Path::new("p.yaml"), &text).unwrap_err();
     let e = errors(&d);
     assert_eq!((e[0].0, e[0].1), (12, 11), "{d}");
     assert!(
@@ -167,14 +172,16 @@ fn unset_variable_in_a_component_is_reported_at_its_value() {
 
 #[test]
 fn syntax_error_is_the_only_diagnostic() {
-    let d = load_str(Path::new("p.yaml"), "sources:\n  a: [1, 2\n").unwrap_err();
+    let d = load_str::<sluice_plugins::Catalog>(Path::new("p.yaml"), "sources:\n  a: [1, 2\n")
+        .unwrap_err();
     assert_eq!(d.0.len(), 1, "{d}");
     assert!(d.0[0].line >= 2, "{d}");
 }
 
 #[test]
 fn unreadable_file_is_a_file_level_error() {
-    let d = load_file(Path::new("/nonexistent/sluice/p.yaml")).unwrap_err();
+    let d =
+        load_file::<sluice_plugins::Catalog>(Path::new("/nonexistent/sluice/p.yaml")).unwrap_err();
     assert_eq!(d.0.len(), 1);
     assert!(
         d.to_string()

@@ -116,7 +116,7 @@ fn invalid_fixtures_report_exactly_the_expected_errors() {
             problems.push(format!("{}: has no `# expect:` line", path.display()));
             continue;
         }
-        match load_file(path) {
+        match load_file::<sluice_plugins::Catalog>(path) {
             Ok(_) => problems.push(format!("{}: loaded without errors", path.display())),
             Err(diags) => {
                 let errors: Vec<&Diagnostic> = diags.errors().collect();
@@ -137,7 +137,7 @@ fn valid_fixtures_load_with_only_the_expected_warnings() {
     );
     let mut problems = Vec::new();
     for path in &files {
-        match load_file(path) {
+        match load_file::<sluice_plugins::Catalog>(path) {
             Ok(p) => {
                 let warnings: Vec<&Diagnostic> = p.warnings.iter().collect();
                 problems.extend(compare(
@@ -172,7 +172,7 @@ fn shipped_pipelines_and_examples_load() {
     let failures: Vec<String> = files
         .iter()
         .filter_map(|path| {
-            sluice_core::env::with_vars(&vars, || load_file(path))
+            sluice_core::env::with_vars(&vars, || load_file::<sluice_plugins::Catalog>(path))
                 .err()
                 .map(|d| format!("{d}"))
         })

@@ -27,6 +27,8 @@ pub mod ack;
 pub mod backoff;
 pub mod blocking;
 pub mod broker;
+pub mod catalog;
+mod catalog_table;
 pub mod clock;
 pub mod component;
 pub mod config;
@@ -47,6 +49,7 @@ pub mod validate;
 pub use ack::{Ack, AckTracker, Delivery, Settled};
 pub use backoff::Backoff;
 pub use blocking::blocking;
+pub use catalog::{Catalog, SinkEntry, SourceEntry, TransformEntry};
 pub use clock::{LogLimiter, now_ms};
 pub use component::{Sink, Source, SourceCx, Transform};
 pub use config::{BuildCx, InputSchema, SinkConfig, SourceConfig, TransformConfig};
@@ -66,3 +69,23 @@ pub use validate::Validator;
 pub use arrow_array;
 pub use arrow_schema;
 pub use bytes;
+
+/// What [`catalog!`] expands to needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+    pub use tokio::time::Instant;
+
+    use serde::de::{self, MapAccess};
+
+    /// Reads the leading `type` key of a component map.
+    pub fn read_type<'de, A: MapAccess<'de>>(map: &mut A) -> Result<String, A::Error> {
+        match map.next_key::<String>()?.as_deref() {
+            Some("type") => map.next_value(),
+            Some(k) => Err(de::Error::custom(format!(
+                "`type` must be the first key, found `{k}`"
+            ))),
+            None => Err(de::Error::missing_field("type")),
+        }
+    }
+}

@@ -7,8 +7,9 @@ use std::time::Duration;
 use sluice_config::Pipeline;
 use sluice_core::config::InputSchema;
 use sluice_core::{
-    BufferConfig, BuildCx, BuildError, ComponentKind, ComponentLabels, ComponentMetrics, Delivery,
-    EdgeMetrics, Emitter, InputMetrics, Output, ReadyFlag,
+    BufferConfig, BuildCx, BuildError, Catalog, ComponentKind, ComponentLabels, ComponentMetrics,
+    Delivery, EdgeMetrics, Emitter, InputMetrics, Output, ReadyFlag, SinkEntry, SourceEntry,
+    TransformEntry,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -67,7 +68,7 @@ impl RunningPipeline {
     /// Builds every component (so a build error starts nothing), wires the
     /// channels and spawns one task per component. Must be called inside a
     /// tokio runtime.
-    pub fn start(p: &Pipeline) -> Result<Self, StartError> {
+    pub fn start<C: Catalog>(p: &Pipeline<C>) -> Result<Self, StartError> {
         let name: Arc<str> = p.name.as_str().into();
         let sources_token = CancellationToken::new();
         let state = Arc::new(watch::Sender::new(PipelineState::Running));
@@ -103,7 +104,7 @@ impl RunningPipeline {
             metrics: ComponentMetrics::new(ComponentLabels::new(&p.name, id, kind, ty)),
         };
 
-        let mut spawns: Vec<(String, Spawn)> = Vec::new();
+        let mut spawns: Vec<(String, Spawn<C>)> = Vec::new();
         let mut ready = Vec::new();
         for (id, c) in &p.sources {
             let build_cx = cx(id, ComponentKind::Source, c.type_name());
@@ -239,10 +240,10 @@ impl RunningPipeline {
 
 // Lives only during start-up, once per component.
 #[allow(clippy::large_enum_variant)]
-enum Spawn {
-    Source(Box<SourceTask>),
-    Transform(sluice_plugins::AnyTransform, Emitter),
-    Sink(sluice_plugins::AnySink, ComponentMetrics),
+enum Spawn<C: Catalog> {
+    Source(Box<SourceTask<C::Source>>),
+    Transform(<C::Transform as TransformEntry>::Running, Emitter),
+    Sink(<C::Sink as SinkEntry>::Running, ComponentMetrics),
 }
 
 fn take_rx(w: &mut Wiring, id: &str) -> mpsc::Receiver<Delivery> {
@@ -256,7 +257,7 @@ fn take_rx(w: &mut Wiring, id: &str) -> mpsc::Receiver<Delivery> {
 }
 
 /// The known schema of every input in `inputs`, in order.
-fn input_schemas(p: &Pipeline, inputs: &[String]) -> Vec<InputSchema> {
+fn input_schemas<C: Catalog>(p: &Pipeline<C>, inputs: &[String]) -> Vec<InputSchema> {
     inputs
         .iter()
         .filter_map(|i| {
@@ -269,7 +270,7 @@ fn input_schemas(p: &Pipeline, inputs: &[String]) -> Vec<InputSchema> {
 }
 
 /// The inputs of consumer `to`.
-fn inputs_of<'p>(p: &'p Pipeline, to: &str) -> &'p [String] {
+fn inputs_of<'p, C: Catalog>(p: &'p Pipeline<C>, to: &str) -> &'p [String] {
     p.transforms
         .get(to)
         .map(|c| c.inputs())
@@ -277,7 +278,12 @@ fn inputs_of<'p>(p: &'p Pipeline, to: &str) -> &'p [String] {
         .unwrap_or_default()
 }
 
-fn emitter(p: &Pipeline, id: &str, w: &Wiring, metrics: ComponentMetrics) -> Emitter {
+fn emitter<C: Catalog>(
+    p: &Pipeline<C>,
+    id: &str,
+    w: &Wiring,
+    metrics: ComponentMetrics,
+) -> Emitter {
     let outputs = sluice_config::downstream_of(p, id)
         .into_iter()
         .filter_map(|to| {
@@ -323,7 +329,8 @@ sinks:
 
     #[tokio::test]
     async fn deliveries_carry_the_producer_position_in_each_consumer_inputs() {
-        let p = sluice_config::load_str(Path::new("p.yaml"), PIPELINE).unwrap();
+        let p = sluice_config::load_str::<sluice_plugins::Catalog>(Path::new("p.yaml"), PIPELINE)
+            .unwrap();
         let mut w = Wiring {
             txs: HashMap::new(),
             rxs: HashMap::new(),

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use sluice_core::{
     BuildCx, ComponentError, ComponentMetrics, Delivery, Emitter, InputMetrics, ReadyFlag, Retry,
-    Sink, Source, SourceCx, Transform,
+    Sink, Source, SourceCx, SourceEntry, Transform,
 };
-use sluice_plugins::{AnySink, AnySourceConfig, AnyTransform};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -52,10 +51,10 @@ fn log_error(metrics: &ComponentMetrics, err: &ComponentError, stage: &'static s
 }
 
 /// Everything a source needs to be (re)started.
-pub(crate) struct SourceTask {
-    pub config: AnySourceConfig,
+pub(crate) struct SourceTask<S: SourceEntry> {
+    pub config: S,
     pub build_cx: BuildCx,
-    pub first: sluice_plugins::AnySource,
+    pub first: S::Running,
     pub out: Emitter,
     pub ready: ReadyFlag,
     pub shutdown: CancellationToken,
@@ -64,7 +63,7 @@ pub(crate) struct SourceTask {
 
 /// Runs a source, rebuilding and restarting it with backoff when it fails
 /// with `Retry::Backoff`.
-pub(crate) async fn run_source(task: SourceTask) {
+pub(crate) async fn run_source<S: SourceEntry>(task: SourceTask<S>) {
     let SourceTask {
         config,
         build_cx,
@@ -137,8 +136,8 @@ async fn wait_or_shutdown(shutdown: &CancellationToken, d: Duration) -> bool {
 }
 
 /// Drives a transform until all of its inputs close, then runs `finish`.
-pub(crate) async fn run_transform(
-    mut t: AnyTransform,
+pub(crate) async fn run_transform<T: Transform>(
+    mut t: T,
     mut rx: mpsc::Receiver<Delivery>,
     mut out: Emitter,
     input: InputMetrics,
@@ -219,8 +218,8 @@ async fn next_tick(ticker: &mut Option<tokio::time::Interval>) -> Instant {
 /// A write that fails with `Retry::Backoff` is retried with the same batch
 /// until it succeeds or the shutdown deadline aborts the task: nothing is
 /// dropped silently.
-pub(crate) async fn run_sink(
-    mut s: AnySink,
+pub(crate) async fn run_sink<K: Sink>(
+    mut s: K,
     mut rx: mpsc::Receiver<Delivery>,
     metrics: ComponentMetrics,
     input: InputMetrics,

@@ -1,6 +1,6 @@
 //! Component types resolve through the catalog's type-first deserialiser.
 
-use sluice_core::{Payload, Validator};
+use sluice_core::{Payload, SourceEntry, TransformEntry, Validator};
 
 use crate::AnySourceConfig;
 
@@ -114,7 +114,7 @@ mod tag {
 // The test drives the transform side; sources and sinks are generated too.
 #[allow(dead_code)]
 mod with_tag {
-    crate::catalog! {
+    sluice_core::catalog! {
         sources {
             Mqtt(sluice_plugin_mqtt::MqttSourceConfig),
         }

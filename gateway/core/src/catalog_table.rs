@@ -1,4 +1,4 @@
-//! [`catalog!`](crate::catalog): everything the runtime needs to know about a
+//! [`catalog!`](crate::catalog!): everything the runtime needs to know about a
 //! set of components, generated from one table with one line per component.
 //!
 //! Each line names an enum variant and a config type; the config's trait
@@ -11,11 +11,12 @@
 
 /// Generates `AnySourceConfig`, `AnyTransformConfig`, `AnySinkConfig`, the
 /// running `AnySource`, `AnyTransform`, `AnySink`, `SOURCE_KINDS`,
-/// `TRANSFORM_KINDS`, `SINK_KINDS` and `describe_metrics()` in the calling
-/// module, from one line per component:
+/// `TRANSFORM_KINDS`, `SINK_KINDS`, `describe_metrics()` and `Catalog`
+/// (the table as a [`sluice_core::Catalog`]) in the calling module, from one
+/// line per component:
 ///
 /// ```ignore
-/// sluice_plugins::catalog! {
+/// sluice_core::catalog! {
 ///     sources { Mqtt(sluice_plugin_mqtt::MqttSourceConfig) }
 ///     transforms { Sql(sluice_plugin_sql::SqlConfig) }
 ///     sinks { File(sluice_plugin_io::FileSinkConfig) }
@@ -28,7 +29,7 @@ macro_rules! catalog {
         transforms { $($tv:ident($tc:ty)),+ $(,)? }
         sinks { $($kv:ident($kc:ty)),+ $(,)? }
     ) => {
-        use $crate::__private::sluice_core as __core;
+        use $crate as __core;
         use __core::{SinkConfig as _, SourceConfig as _, TransformConfig as _};
 
         /// Source `type`s, for error messages.
@@ -92,56 +93,60 @@ macro_rules! catalog {
         $crate::__type_first!(AnyTransformConfig, "transform", TRANSFORM_KINDS, TransformConfig, { $($tv($tc)),+ });
         $crate::__type_first!(AnySinkConfig, "sink", SINK_KINDS, SinkConfig, { $($kv($kc)),+ });
 
-        impl AnySourceConfig {
-            /// The `type` of the component.
-            pub fn type_name(&self) -> &'static str {
+        /// This table as the runtime's catalog: the type that
+        /// `sluice_config::load_file` and `sluice_topology` are handed.
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct Catalog;
+
+        impl __core::catalog::Catalog for Catalog {
+            type Source = AnySourceConfig;
+            type Transform = AnyTransformConfig;
+            type Sink = AnySinkConfig;
+        }
+
+        impl __core::SourceEntry for AnySourceConfig {
+            type Running = AnySource;
+
+            fn type_name(&self) -> &'static str {
                 match self { $(Self::$sv(_) => <$sc as __core::SourceConfig>::TYPE,)+ }
             }
 
-            /// Reports problems and returns the output schema when known.
-            pub fn check(
+            fn check(
                 &self,
                 v: &mut __core::Validator,
             ) -> Option<__core::arrow_schema::SchemaRef> {
                 match self { $(Self::$sv(c) => c.check(v),)+ }
             }
 
-            /// Builds the running source.
-            pub fn build(&self, cx: &__core::BuildCx) -> Result<AnySource, __core::BuildError> {
+            fn build(&self, cx: &__core::BuildCx) -> Result<AnySource, __core::BuildError> {
                 Ok(match self { $(Self::$sv(c) => AnySource::$sv(c.build(cx)?),)+ })
             }
         }
 
-        impl AnyTransformConfig {
-            /// The `type` of the component.
-            pub fn type_name(&self) -> &'static str {
+        impl __core::TransformEntry for AnyTransformConfig {
+            type Running = AnyTransform;
+
+            fn type_name(&self) -> &'static str {
                 match self { $(Self::$tv(_) => <$tc as __core::TransformConfig>::TYPE,)+ }
             }
 
-            /// What the transform reads: rows, or camera frames.
-            pub fn input_payload(&self) -> __core::Payload {
+            fn input_payload(&self) -> __core::Payload {
                 match self { $(Self::$tv(_) => <$tc as __core::TransformConfig>::INPUT,)+ }
             }
 
-            /// Upstream component ids.
-            pub fn inputs(&self) -> &[String] {
+            fn inputs(&self) -> &[String] {
                 match self { $(Self::$tv(c) => c.inputs(),)+ }
             }
 
-            /// Input edge settings.
-            pub fn buffer(&self) -> __core::BufferConfig {
+            fn buffer(&self) -> __core::BufferConfig {
                 match self { $(Self::$tv(c) => c.buffer(),)+ }
             }
 
-            /// Whether the transform reads each input apart, so its inputs may
-            /// differ in columns (a `sql` query joining its inputs as tables).
-            pub fn reads_inputs_apart(&self) -> bool {
+            fn reads_inputs_apart(&self) -> bool {
                 match self { $(Self::$tv(c) => c.reads_inputs_apart(),)+ }
             }
 
-            /// Reports problems given the schema of every input and returns
-            /// the output schema.
-            pub fn check(
+            fn check(
                 &self,
                 inputs: &[__core::InputSchema],
                 v: &mut __core::Validator,
@@ -149,35 +154,31 @@ macro_rules! catalog {
                 match self { $(Self::$tv(c) => c.check(inputs, v),)+ }
             }
 
-            /// Builds the running transform.
-            pub fn build(&self, cx: &__core::BuildCx) -> Result<AnyTransform, __core::BuildError> {
+            fn build(&self, cx: &__core::BuildCx) -> Result<AnyTransform, __core::BuildError> {
                 Ok(match self { $(Self::$tv(c) => AnyTransform::$tv(c.build(cx)?),)+ })
             }
         }
 
-        impl AnySinkConfig {
-            /// The `type` of the component.
-            pub fn type_name(&self) -> &'static str {
+        impl __core::SinkEntry for AnySinkConfig {
+            type Running = AnySink;
+
+            fn type_name(&self) -> &'static str {
                 match self { $(Self::$kv(_) => <$kc as __core::SinkConfig>::TYPE,)+ }
             }
 
-            /// Upstream component ids.
-            pub fn inputs(&self) -> &[String] {
+            fn inputs(&self) -> &[String] {
                 match self { $(Self::$kv(c) => c.inputs(),)+ }
             }
 
-            /// Input edge settings.
-            pub fn buffer(&self) -> __core::BufferConfig {
+            fn buffer(&self) -> __core::BufferConfig {
                 match self { $(Self::$kv(c) => c.buffer(),)+ }
             }
 
-            /// Reports problems given the input schema.
-            pub fn check(&self, input: &__core::arrow_schema::SchemaRef, v: &mut __core::Validator) {
+            fn check(&self, input: &__core::arrow_schema::SchemaRef, v: &mut __core::Validator) {
                 match self { $(Self::$kv(c) => c.check(input, v),)+ }
             }
 
-            /// Builds the running sink.
-            pub fn build(&self, cx: &__core::BuildCx) -> Result<AnySink, __core::BuildError> {
+            fn build(&self, cx: &__core::BuildCx) -> Result<AnySink, __core::BuildError> {
                 Ok(match self { $(Self::$kv(c) => AnySink::$kv(c.build(cx)?),)+ })
             }
         }
