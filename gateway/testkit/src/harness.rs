@@ -148,7 +148,7 @@ impl<T: Transform> TransformHarness<T> {
 }
 
 /// Runs `f` with `capture` as the thread's recorder, when there is one.
-fn scoped<R>(capture: Option<&MetricsCapture>, f: impl FnOnce() -> R) -> R {
+pub(crate) fn scoped<R>(capture: Option<&MetricsCapture>, f: impl FnOnce() -> R) -> R {
     match capture {
         Some(c) => c.scoped(f),
         None => f(),

@@ -1,6 +1,7 @@
 //! Test helpers shared by every crate (as a dev-dependency): a real Mosquitto
 //! on loopback, unique names, bounded waits, metric capture and the shared
-//! component harness with its contract checks (`run_transform`).
+//! component harness with its contract checks (`run_transform`,
+//! `run_source`, `run_sink`).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -21,6 +22,8 @@
 pub mod harness;
 pub mod metrics;
 pub mod mosquitto;
+pub mod sink;
+pub mod source;
 pub mod wait;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use crate::harness::{TransformHarness, run_transform};
 pub use crate::metrics::MetricsCapture;
 pub use crate::mosquitto::{Mosquitto, gate_mosquitto, is_ci, mosquitto_available};
+pub use crate::sink::{SinkHarness, run_sink};
+pub use crate::source::{SourceHarness, run_source};
 pub use crate::wait::{WaitTimeout, wait_until, wait_until_async};
 
 /// A name unique to this test run: `<prefix>-<random hex>-<counter>`. Use it

@@ -7,15 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_core::bytes::Bytes;
-use sluice_core::metrics::{ComponentKind, ComponentLabels};
-use sluice_core::{
-    ComponentError, ComponentMetrics, Delivery, EdgeMetrics, Emitter, Frame, FrameEncoding, Msg,
-    Output, ReadyFlag, Retry, SourceCx, WhenFull,
-};
-use sluice_testkit::{MetricsCapture, unique_id};
-use tokio::sync::mpsc;
+use sluice_core::{ComponentError, Frame, FrameEncoding, Msg, Retry};
+use sluice_testkit::{MetricsCapture, SourceHarness, unique_id};
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 
 use crate::capture::{Grab, Grabbed, Open};
 use crate::config::{CameraConfig, Resolution};
@@ -101,51 +95,26 @@ fn jpeg(tag: u8) -> Bytes {
     Bytes::from(vec![0xFF, 0xD8, 0xFF, 0xE0, tag, 0xFF, 0xD9])
 }
 
-struct Running {
-    rx: mpsc::Receiver<Delivery>,
-    shutdown: CancellationToken,
-    ready: ReadyFlag,
-    pipeline: String,
-    task: tokio::task::JoinHandle<Result<(), ComponentError>>,
-}
+/// The source under test, on the shared harness, in a pipeline of its own
+/// (its metrics carry the name).
+struct Running(SourceHarness);
 
 fn start(yaml: &str, opener: Opener, capacity: usize) -> Running {
     let cfg: CameraConfig = serde_saphyr::from_str(yaml).unwrap();
+    let capture = MetricsCapture::global().expect("the test recorder is the global one");
     let pipeline = unique_id("camera");
-    MetricsCapture::global().expect("the test recorder is the global one");
-    let metrics = ComponentMetrics::new(ComponentLabels::new(
+    Running(SourceHarness::start_with(
         &pipeline,
-        "cam",
-        ComponentKind::Source,
         "camera",
-    ));
-    let (tx, rx) = mpsc::channel(capacity);
-    let out = Output {
-        tx,
-        when_full: WhenFull::Block,
-        edge: EdgeMetrics::new(&pipeline, "cam", "d"),
-    };
-    let shutdown = CancellationToken::new();
-    let ready = ReadyFlag::new();
-    let cx = SourceCx {
-        pipeline: pipeline.as_str().into(),
-        id: "cam".into(),
-        out: Emitter::new(vec![out], metrics),
-        shutdown: shutdown.clone(),
-        ready: ready.clone(),
-    };
-    Running {
-        rx,
-        shutdown,
-        ready,
-        task: tokio::spawn(run_with(Settings::new(&cfg), opener, cx)),
-        pipeline,
-    }
+        capacity,
+        Some(capture),
+        |cx| run_with(Settings::new(&cfg), opener, cx),
+    ))
 }
 
 impl Running {
     async fn next(&mut self) -> Arc<Frame> {
-        let d = timeout(Duration::from_secs(10), self.rx.recv())
+        let d = timeout(Duration::from_secs(10), self.0.rx.recv())
             .await
             .expect("no frame within 10 s")
             .expect("the source ended");
@@ -156,17 +125,13 @@ impl Running {
     }
 
     fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        let mut all = vec![("pipeline", self.pipeline.as_str())];
+        let mut all = vec![("pipeline", self.0.pipeline.as_str())];
         all.extend_from_slice(labels);
         MetricsCapture::global().unwrap().counter(name, &all)
     }
 
     async fn stop(self) -> Result<(), ComponentError> {
-        self.shutdown.cancel();
-        timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the source did not stop within 10 s")
-            .unwrap()
+        self.0.stop(Duration::from_secs(10)).await.0
     }
 }
 
@@ -184,7 +149,7 @@ async fn mjpeg_buffers_become_jpeg_frames_with_camera_id_time_and_sequence() {
     assert_eq!(b.seq, 1);
     let ms = i64::try_from(before.as_millis()).unwrap();
     assert!(a.event_time_ms >= ms && a.event_time_ms < ms + 5_000);
-    assert!(run.ready.get());
+    assert!(run.0.ready.get());
     run.stop().await.unwrap();
 }
 
@@ -252,7 +217,7 @@ async fn a_camera_that_never_comes_back_keeps_retrying_until_shutdown() {
         &[("error_code", "camera_unavailable")],
     );
     assert!(failures >= 5, "only {failures} attempts in 300 ms");
-    assert!(!run.ready.get());
+    assert!(!run.0.ready.get());
     run.stop().await.unwrap();
 }
 
@@ -328,7 +293,7 @@ async fn a_panicking_driver_ends_the_run_with_a_retryable_error() {
     );
     let mut run = start("camera: c\nfps: 1000\n", opener(vec![Ok(cam)]), 8);
     assert_eq!(run.next().await.seq, 0);
-    let result = timeout(Duration::from_secs(10), &mut run.task)
+    let result = timeout(Duration::from_secs(10), &mut run.0.task)
         .await
         .expect("the source did not end after the capture thread died")
         .unwrap();
@@ -341,10 +306,10 @@ async fn shutdown_delivers_queued_frames_and_returns_ok() {
     let cam = camera(Pixel::Mjpeg, 8, 8, vec![], Some(jpeg(1)));
     let mut run = start("camera: c\nfps: 1000\n", opener(vec![Ok(cam)]), 64);
     run.next().await;
-    run.shutdown.cancel();
+    run.0.shutdown.cancel();
     // The source ends by itself; its sender closes once it has returned.
     let mut rest = 0;
-    while timeout(Duration::from_secs(10), run.rx.recv())
+    while timeout(Duration::from_secs(10), run.0.rx.recv())
         .await
         .expect("the source did not stop")
         .is_some()

@@ -14,12 +14,10 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
 use sluice_core::arrow_array::{Float64Array, RecordBatch, StringArray};
 use sluice_core::arrow_schema::{DataType, Field, Schema};
-use sluice_core::{
-    BuildCx, ComponentKind, ComponentLabels, ComponentMetrics, Msg, Sink, SinkConfig,
-};
+use sluice_core::{Msg, Sink};
 use sluice_plugin_mqtt::names;
 use sluice_plugin_mqtt::{MqttSink, MqttSinkConfig};
-use sluice_testkit::{Mosquitto, require_mosquitto, unique_id, wait_until};
+use sluice_testkit::{Mosquitto, SinkHarness, require_mosquitto, unique_id, wait_until};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -54,20 +52,10 @@ fn build(pipeline: &str, config: serde_json::Value) -> MqttSink {
 }
 
 fn build_sink(pipeline: &str, id: &str, config: serde_json::Value) -> MqttSink {
-    capture();
     let config: MqttSinkConfig = serde_json::from_value(config).unwrap();
-    let cx = BuildCx {
-        pipeline: pipeline.into(),
-        id: id.into(),
-        inputs: sluice_core::InputSchema::only(schema()),
-        metrics: ComponentMetrics::new(ComponentLabels::new(
-            pipeline,
-            id,
-            ComponentKind::Sink,
-            "mqtt",
-        )),
-    };
-    config.build(&cx).unwrap()
+    SinkHarness::build(pipeline, id, &config, schema(), Some(capture()))
+        .unwrap()
+        .sink
 }
 
 fn config(broker: &Mosquitto, topic: &str, outbox: &Path) -> serde_json::Value {

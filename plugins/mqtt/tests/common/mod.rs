@@ -4,22 +4,18 @@
 // Test support: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use sluice_core::ComponentError;
 use sluice_core::arrow_array::RecordBatch;
-use sluice_core::metrics::EdgeMetrics;
-use sluice_core::{
-    BuildCx, ComponentError, ComponentKind, ComponentLabels, ComponentMetrics, Delivery, Emitter,
-    Msg, Output, ReadyFlag, SinkConfig, Source, SourceConfig, SourceCx, WhenFull,
-};
 use sluice_plugin_mqtt::{MqttSink, MqttSinkConfig, MqttSourceConfig};
-use sluice_testkit::{MetricsCapture, unique_id, wait_until};
+use sluice_testkit::{MetricsCapture, SinkHarness, SourceHarness, unique_id};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 pub const TICK: Duration = Duration::from_millis(10);
@@ -29,106 +25,49 @@ pub fn capture() -> &'static MetricsCapture {
     MetricsCapture::global().expect("no other global recorder in this test binary")
 }
 
-fn build_cx(
-    pipeline: &str,
-    id: &str,
-    kind: ComponentKind,
-    input: Option<Arc<sluice_core::arrow_schema::Schema>>,
-) -> BuildCx {
-    BuildCx {
-        pipeline: pipeline.into(),
-        id: id.into(),
-        inputs: input
-            .map(sluice_core::InputSchema::only)
-            .unwrap_or_default(),
-        metrics: ComponentMetrics::new(ComponentLabels::new(pipeline, id, kind, "mqtt")),
+/// A source running on its own task (the shared harness), in a pipeline of
+/// its own so tests tell their metric series apart.
+pub struct RunningSource(pub SourceHarness);
+
+impl Deref for RunningSource {
+    type Target = SourceHarness;
+    fn deref(&self) -> &SourceHarness {
+        &self.0
     }
 }
 
-/// A source running on its own task, with its output queue.
-pub struct RunningSource {
-    pub pipeline: String,
-    pub rx: mpsc::Receiver<Delivery>,
-    pub shutdown: CancellationToken,
-    pub ready: ReadyFlag,
-    pub task: JoinHandle<Result<(), ComponentError>>,
+impl DerefMut for RunningSource {
+    fn deref_mut(&mut self) -> &mut SourceHarness {
+        &mut self.0
+    }
 }
 
 impl RunningSource {
     /// Builds the source from `config` and runs it; its output edge holds
     /// `capacity` batches.
     pub fn start(config: MqttSourceConfig, capacity: usize) -> Self {
-        capture();
+        let capture = capture();
         let pipeline = unique_id("pipe");
-        let cx = build_cx(&pipeline, "src", ComponentKind::Source, None);
-        let source = config.build(&cx).unwrap();
-        let (tx, rx) = mpsc::channel(capacity);
-        let edge = EdgeMetrics::new(&pipeline, "src", "test");
-        let out = Emitter::new(
-            vec![Output {
-                tx,
-                when_full: WhenFull::Block,
-                edge,
-            }],
-            cx.metrics,
-        );
-        let shutdown = CancellationToken::new();
-        let ready = ReadyFlag::new();
-        let scx = SourceCx {
-            pipeline: pipeline.as_str().into(),
-            id: "src".into(),
-            out,
-            shutdown: shutdown.clone(),
-            ready: ready.clone(),
-        };
-        let task = tokio::spawn(source.run(scx));
-        Self {
-            pipeline,
-            rx,
-            shutdown,
-            ready,
-            task,
-        }
+        Self(SourceHarness::start(&config, &pipeline, capacity, Some(capture)).unwrap())
     }
 
     pub async fn wait_ready(&self) {
-        let ready = self.ready.clone();
-        wait_until(WAIT, TICK, || ready.get())
-            .await
-            .expect("source subscribed");
+        assert!(self.0.wait_ready(WAIT).await, "source subscribed");
     }
 
     /// Receives batches until `rows` rows arrived.
     pub async fn rows(&mut self, rows: usize) -> Vec<RecordBatch> {
-        let mut batches = Vec::new();
-        let mut n = 0;
-        while n < rows {
-            let msg = timeout(WAIT, self.rx.recv())
-                .await
-                .unwrap_or_else(|_| panic!("only {n} of {rows} rows within {WAIT:?}"))
-                .expect("source output closed");
-            let b = msg.msg.into_rows().unwrap();
-            n += b.num_rows();
-            batches.push(b);
-        }
-        batches
+        self.0.rows(rows, WAIT).await
     }
 
     /// Stops the source and returns its result and every batch it emitted.
-    pub async fn stop(mut self) -> (Result<(), ComponentError>, Vec<RecordBatch>) {
-        self.shutdown.cancel();
-        let result = timeout(WAIT, self.task)
-            .await
-            .expect("source stopped in time")
-            .unwrap();
-        let mut rest = Vec::new();
-        while let Ok(Delivery {
-            msg: Msg::Rows(b), ..
-        }) = self.rx.try_recv()
-        {
-            rest.push(b);
-        }
-        (result, rest)
+    pub async fn stop(self) -> (Result<(), ComponentError>, Vec<RecordBatch>) {
+        let (result, rest) = self.0.stop(WAIT).await;
+        let rows = rest
+            .into_iter()
+            .filter_map(|d| d.msg.into_rows().ok())
+            .collect();
+        (result, rows)
     }
 
     pub fn counter(&self, name: &str, extra: &[(&str, &str)]) -> u64 {
@@ -147,11 +86,10 @@ pub fn build_sink(
     config: serde_json::Value,
     input: Arc<sluice_core::arrow_schema::Schema>,
 ) -> (MqttSink, String) {
-    capture();
     let config: MqttSinkConfig = serde_json::from_value(config).unwrap();
     let pipeline = unique_id("pipe");
-    let cx = build_cx(&pipeline, "out", ComponentKind::Sink, Some(input));
-    (config.build(&cx).unwrap(), pipeline)
+    let h = SinkHarness::build(&pipeline, "out", &config, input, Some(capture())).unwrap();
+    (h.sink, pipeline)
 }
 
 fn client_options(port: u16, id: &str) -> MqttOptions {

@@ -5,18 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sluice_core::metrics::{ComponentKind, ComponentLabels};
-use sluice_core::{
-    BuildCx, ComponentMetrics, Delivery, EdgeMetrics, Emitter, Frame, Msg, Output, ReadyFlag,
-    Source, SourceConfig, SourceCx, WhenFull,
-};
+use sluice_core::{Frame, Msg, SourceConfig};
+use sluice_testkit::SourceHarness;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 
 use super::*;
+
+const WAIT: Duration = Duration::from_secs(10);
 
 fn photo(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -25,74 +22,25 @@ fn photo(name: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-struct Running {
-    rx: mpsc::Receiver<Delivery>,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), sluice_core::ComponentError>>,
-}
-
-fn start(yaml: &str, capacity: usize) -> Running {
+fn start(yaml: &str, capacity: usize) -> SourceHarness {
     let cfg: FramesConfig = serde_saphyr::from_str(yaml).unwrap();
-    let metrics = ComponentMetrics::new(ComponentLabels::new(
-        "t",
-        "cam",
-        ComponentKind::Source,
-        "frames",
-    ));
-    let cx = BuildCx {
-        pipeline: "t".into(),
-        id: "cam".into(),
-        inputs: Vec::new(),
-        metrics: metrics.clone(),
-    };
-    let source = cfg.build(&cx).unwrap();
-    let (tx, rx) = mpsc::channel(capacity);
-    let out = Output {
-        tx,
-        when_full: WhenFull::Block,
-        edge: EdgeMetrics::new("t", "cam", "d"),
-    };
-    let shutdown = CancellationToken::new();
-    let scx = SourceCx {
-        pipeline: "t".into(),
-        id: "cam".into(),
-        out: Emitter::new(vec![out], metrics),
-        shutdown: shutdown.clone(),
-        ready: ReadyFlag::new(),
-    };
-    Running {
-        rx,
-        shutdown,
-        task: tokio::spawn(source.run(scx)),
+    SourceHarness::start(&cfg, "t", capacity, None).unwrap()
+}
+
+/// The next frame; `None` when the source ended.
+async fn next(run: &mut SourceHarness) -> Option<Arc<Frame>> {
+    let d = timeout(WAIT, run.rx.recv())
+        .await
+        .expect("no frame within 10 s")?;
+    match d.msg {
+        Msg::Frame(f) => Some(f),
+        Msg::Rows(_) => panic!("a frame source sent rows"),
     }
 }
 
-impl Running {
-    async fn next(&mut self) -> Option<Arc<Frame>> {
-        let d = timeout(Duration::from_secs(10), self.rx.recv())
-            .await
-            .expect("no frame within 10 s")?;
-        match d.msg {
-            Msg::Frame(f) => Some(f),
-            Msg::Rows(_) => panic!("a frame source sent rows"),
-        }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        drop(self.rx);
-        let result = timeout(Duration::from_secs(10), self.task)
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(
-            result.is_ok()
-                || result
-                    .as_ref()
-                    .is_err_and(|e| e.code == "downstream_closed"),
-            "{result:?}"
-        );
-    }
+async fn stop(run: SourceHarness) {
+    let (result, _) = run.stop(WAIT).await;
+    assert!(result.is_ok(), "{result:?}");
 }
 
 #[tokio::test]
@@ -110,8 +58,8 @@ async fn files_become_frames_in_name_order_and_corrupt_files_are_skipped() {
         dir.path().display()
     );
     let mut run = start(&yaml, 8);
-    let a = run.next().await.unwrap();
-    let b = run.next().await.unwrap();
+    let a = next(&mut run).await.unwrap();
+    let b = next(&mut run).await.unwrap();
     assert_eq!(
         (a.camera.as_str(), a.event_time_ms, a.seq, a.width, a.height),
         ("till1", 1_700_000_000_100, 0, 640, 424)
@@ -121,8 +69,27 @@ async fn files_become_frames_in_name_order_and_corrupt_files_are_skipped() {
         (1_700_000_000_300, 1, 676, 450)
     );
     // Without `loop`, the source ends after the last file.
-    assert!(run.next().await.is_none());
-    run.stop().await;
+    assert!(next(&mut run).await.is_none());
+    stop(run).await;
+}
+
+#[tokio::test]
+async fn a_directory_of_files_meets_the_source_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.jpg"), photo("person.jpg")).unwrap();
+    std::fs::write(dir.path().join("b.jpg"), photo("kite.jpg")).unwrap();
+    let cfg: FramesConfig =
+        serde_saphyr::from_str(&format!("path: {}\nfps: 50\n", dir.path().display())).unwrap();
+    // Without `loop` the source ends after the last file, closing its output.
+    let msgs = sluice_testkit::run_source(&cfg, async {}, |_| false, WAIT).await;
+    let frames: Vec<u64> = msgs
+        .iter()
+        .map(|m| match m {
+            Msg::Frame(f) => f.seq,
+            Msg::Rows(_) => panic!("a frame source sent rows"),
+        })
+        .collect();
+    assert_eq!(frames, [0, 1]);
 }
 
 #[tokio::test]
@@ -134,19 +101,19 @@ async fn a_slow_consumer_gets_the_newest_frames_not_a_backlog() {
         dir.path().display()
     );
     let mut run = start(&yaml, 1);
-    let first = run.next().await.unwrap();
+    let first = next(&mut run).await.unwrap();
     // Nobody reads for a while; capture goes on at 200 frames/s.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let mut seqs = vec![first.seq];
     for _ in 0..3 {
-        seqs.push(run.next().await.unwrap().seq);
+        seqs.push(next(&mut run).await.unwrap().seq);
     }
     // At most the edge (1) and the queue (2) were waiting; the rest were dropped.
     assert!(
         seqs[3] > seqs[0] + 10,
         "sequence numbers {seqs:?} show a backlog"
     );
-    run.stop().await;
+    stop(run).await;
 }
 
 /// Serves each connection with the next response of `script`, repeating the last.
@@ -200,10 +167,10 @@ async fn snapshot_url_recovers_from_a_server_error() {
     let (base, hits) = serve(vec![error, snapshot_response(&photo("person.jpg"))], false).await;
     let yaml = format!("snapshot_url: {base}/snap.jpg\nfps: 20\nmin_backoff: 50ms\n");
     let mut run = start(&yaml, 8);
-    let f = run.next().await.unwrap();
+    let f = next(&mut run).await.unwrap();
     assert_eq!((f.width, f.height, f.seq), (640, 424, 0));
     assert!(hits.load(Ordering::SeqCst) >= 2);
-    run.stop().await;
+    stop(run).await;
 }
 
 fn mjpeg_response(parts: &[&[u8]]) -> Vec<u8> {
@@ -233,13 +200,13 @@ async fn mjpeg_stream_skips_corrupt_parts_and_reconnects_after_a_stall() {
     let mut run = start(&yaml, 8);
     let mut sizes = Vec::new();
     for _ in 0..4 {
-        let f = run.next().await.unwrap();
+        let f = next(&mut run).await.unwrap();
         sizes.push((f.width, f.seq));
     }
     // Two good frames per connection; the stalled connection was replaced.
     assert_eq!(sizes, [(640, 0), (676, 1), (640, 2), (676, 3)]);
     assert!(hits.load(Ordering::SeqCst) >= 2);
-    run.stop().await;
+    stop(run).await;
 }
 
 #[test]
