@@ -1,7 +1,9 @@
-//! Wall-clock milliseconds and rate-limited logging, shared by every
-//! component.
+//! Wall-clock milliseconds, UTC calendar formatting and rate-limited
+//! logging, shared by every component.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use tokio::time::Instant;
 
@@ -10,6 +12,21 @@ pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `ms` since the Unix epoch as a UTC date-time, clamped to the range the
+/// calendar represents (about 262,000 years either side of the epoch).
+pub fn utc(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(if ms < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
+/// RFC 3339 UTC timestamp with milliseconds, e.g. `2024-03-01T08:00:00.000Z`.
+pub fn rfc3339_ms(ms: i64) -> String {
+    utc(ms).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Lets one event through per interval and counts the ones it holds back.
@@ -54,6 +71,15 @@ impl LogLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_utc_calendar_times() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_709_280_123_456), "2024-03-01T08:02:03.456Z");
+        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(utc(i64::MAX), DateTime::<Utc>::MAX_UTC);
+    }
 
     #[test]
     fn limiter_lets_one_event_through_per_interval() {

@@ -9,6 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use sluice_core::{Backoff, BuildError, ByteSize, EnvString, HumanDuration, Validator};
+use url::{Host, Url};
 
 /// MQTT delivery guarantee.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -96,59 +97,42 @@ pub(crate) struct BrokerUrl {
 
 impl BrokerUrl {
     pub(crate) fn parse(url: &str) -> Result<Self, String> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("mqtt://") {
-            (false, r)
-        } else if let Some(r) = url.strip_prefix("mqtts://") {
-            (true, r)
-        } else {
-            return Err(format!(
-                "unsupported broker URL `{url}`: expected `mqtt://host:port` or `mqtts://host:port`"
-            ));
+        const EXPECTED: &str = "expected `mqtt://host:port` or `mqtts://host:port`";
+        let parsed = Url::parse(url).map_err(|e| match e {
+            url::ParseError::InvalidPort => format!("broker URL `{url}`: invalid port"),
+            e => format!("invalid broker URL `{url}`: {e}; {EXPECTED}"),
+        })?;
+        let tls = match parsed.scheme() {
+            "mqtt" => false,
+            "mqtts" => true,
+            _ => return Err(format!("unsupported broker URL `{url}`: {EXPECTED}")),
         };
-        let authority = rest.strip_suffix('/').unwrap_or(rest);
-        if authority.contains(['/', '?', '#']) {
-            return Err(format!("broker URL `{url}` must not have a path or query"));
-        }
-        if authority.contains('@') {
+        if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(format!(
                 "broker URL `{url}` must not carry credentials: use `username` and `password`"
             ));
         }
-        let default_port = if tls { 8883 } else { 1883 };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("broker URL `{url}`: unterminated `[` in IPv6 address"))?;
-            match after.strip_prefix(':') {
-                Some(p) => (host, parse_port(url, p)?),
-                None if after.is_empty() => (host, default_port),
-                None => {
-                    return Err(format!(
-                        "broker URL `{url}`: unexpected `{after}` after host"
-                    ));
-                }
-            }
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, parse_port(url, p)?),
-                None => (authority, default_port),
-            }
+        if !matches!(parsed.path(), "" | "/")
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+        {
+            return Err(format!("broker URL `{url}` must not have a path or query"));
+        }
+        let host = match parsed.host() {
+            Some(Host::Ipv6(a)) => a.to_string(),
+            Some(h) => h.to_string(),
+            None => String::new(),
         };
         if host.is_empty() {
             return Err(format!("broker URL `{url}` has no host"));
         }
-        Ok(Self {
-            tls,
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-fn parse_port(url: &str, p: &str) -> Result<u16, String> {
-    match p.parse::<u16>() {
-        Ok(port) if port != 0 => Ok(port),
-        _ => Err(format!("broker URL `{url}`: invalid port `{p}`")),
+        let port = match parsed.port() {
+            Some(0) => return Err(format!("broker URL `{url}`: invalid port `0`")),
+            Some(p) => p,
+            None if tls => 8883,
+            None => 1883,
+        };
+        Ok(Self { tls, host, port })
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use url::{Host, Url};
 
 /// Longest status or header line accepted.
 const MAX_LINE: usize = 8 * 1024;
@@ -47,25 +48,28 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
-    /// Parses `http://host[:port][/path]`.
+    /// Parses `http://host[:port][/path][?query]`. Credentials in the URL
+    /// are refused: the client does not send them.
     pub fn parse(url: &str) -> Result<Self, HttpError> {
         let bad = || HttpError::Url(url.to_owned());
-        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
-            None => (authority, 80),
-        };
-        if host.is_empty() || authority.contains('@') {
+        let parsed = Url::parse(url).map_err(|_| bad())?;
+        if parsed.scheme() != "http" || !parsed.username().is_empty() || parsed.password().is_some()
+        {
             return Err(bad());
         }
+        let host = match parsed.host() {
+            Some(Host::Ipv6(a)) => a.to_string(),
+            Some(h) => h.to_string(),
+            None => return Err(bad()),
+        };
+        let path = match parsed.query() {
+            Some(q) => format!("{}?{q}", parsed.path()),
+            None => parsed.path().to_owned(),
+        };
         Ok(Self {
-            host: host.to_owned(),
-            port,
-            path: path.to_owned(),
+            host,
+            port: parsed.port_or_known_default().unwrap_or(80),
+            path,
         })
     }
 }
@@ -146,9 +150,14 @@ pub async fn get(url: &HttpUrl, wait: Duration) -> Result<Response, HttpError> {
         .await
         .map_err(|_| HttpError::Stalled(wait))??;
     let mut body = BufReader::new(stream);
+    let host = if url.host.contains(':') {
+        format!("[{}]", url.host)
+    } else {
+        url.host.clone()
+    };
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: sluice\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        url.path, url.host, url.port
+        "GET {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: sluice\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        url.path, url.port
     );
     timeout(wait, body.get_mut().write_all(request.as_bytes()))
         .await
@@ -261,5 +270,8 @@ mod tests {
         assert_eq!(HttpUrl::parse("http://cam").unwrap().path, "/");
         assert!(HttpUrl::parse("rtsp://cam/1").is_err());
         assert!(HttpUrl::parse("http://user:pw@cam/").is_err());
+        assert!(HttpUrl::parse("http://cam:99999/").is_err());
+        let u = HttpUrl::parse("http://[::1]:8081/mjpeg").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 8081));
     }
 }
