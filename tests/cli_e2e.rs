@@ -1,4 +1,5 @@
-//! End-to-end checks of the command line: validate, graph and demo.
+//! End-to-end checks of the command line: validate, graph, run on a
+//! replayed file, and demo.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -74,6 +75,89 @@ fn graph_prints_a_mermaid_flowchart() {
     assert!(
         text.contains("telemetry") && text.contains("per_device") && text.contains("uplink"),
         "{text}"
+    );
+}
+
+#[test]
+fn run_replays_a_csv_file_through_a_window_and_stops_when_it_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("ts,device,vibration\n");
+    // Two devices, one reading a second for 25 s: windows 0-10 s, 10-20 s
+    // and 20-30 s (the last closes when the input ends).
+    for s in 0..25i64 {
+        for (d, base) in [("press-1", 1.0), ("press-2", 2.0)] {
+            csv.push_str(&format!(
+                "{},{d},{}\n",
+                1_700_000_000_000 + s * 1000,
+                base + s as f64
+            ));
+        }
+    }
+    csv.push_str("not-a-time,press-1,1\n");
+    std::fs::write(dir.path().join("recorded.csv"), csv).unwrap();
+    let out_file = dir.path().join("windows.jsonl");
+    let pipeline = dir.path().join("replay.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "sources:
+  recorded:
+    type: csv
+    path: {}
+    schema: {{ ts: timestamp_ms, device: utf8, vibration: float64 }}
+    event_time: ts
+transforms:
+  per_device:
+    type: sql
+    inputs: [recorded]
+    window: {{ tumbling: 10s }}
+    query: SELECT device, COUNT(*) AS n, MAX(vibration) AS peak FROM input GROUP BY device
+sinks:
+  out:
+    type: file
+    inputs: [per_device]
+    path: {}
+",
+            dir.path().join("recorded.csv").display(),
+            out_file.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(common::sluice_bin())
+        .args(["run", "--no-admin"])
+        .arg(&pipeline)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Every pipeline has finished"), "{err}");
+    let mut rows: Vec<(String, u64, f64)> = std::fs::read_to_string(&out_file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["device"].as_str().unwrap().to_owned(),
+                v["n"].as_u64().unwrap(),
+                v["peak"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (a.0.as_str(), a.2)
+            .partial_cmp(&(b.0.as_str(), b.2))
+            .unwrap()
+    });
+    assert_eq!(
+        rows,
+        [
+            ("press-1".to_owned(), 10, 10.0),
+            ("press-1".to_owned(), 10, 20.0),
+            ("press-1".to_owned(), 5, 25.0),
+            ("press-2".to_owned(), 10, 11.0),
+            ("press-2".to_owned(), 10, 21.0),
+            ("press-2".to_owned(), 5, 26.0),
+        ]
     );
 }
 

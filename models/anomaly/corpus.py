@@ -143,7 +143,7 @@ def read_background(package, rel, reader):
 
 
 def probation(n):
-    """NAB's ignored start of a series (see plugins/anomaly/src/anomaly/nab.rs)."""
+    """NAB's ignored start of a series (see gateway/cli/src/eval_anomaly/nab.rs)."""
     return min(int(0.15 * n), 750)
 
 

@@ -1,5 +1,5 @@
 """Point- and event-level detection metrics, the same definitions as the
-Rust `evaluate_csv` (``plugins/anomaly/src/anomaly/eval.rs``).
+Rust ``sluice eval-anomaly`` (``gateway/cli/src/eval_anomaly/report.rs``).
 
 * point level: every scored row is a prediction; precision, recall, F1.
 * event level: an *event* is a maximal run of label 1; an *alarm* is a maximal

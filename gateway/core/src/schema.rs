@@ -119,6 +119,64 @@ impl<'de> Deserialize<'de> for FieldSpec {
     }
 }
 
+/// Checks the columns a source declares (`schema:`) and its `event_time`
+/// column, reporting into `v` at `schema` and `event_time`: at least one
+/// column, no empty or `reserved` names, an event-time column that is a
+/// declared, required `timestamp_ms`. Returns whether all is well.
+pub fn check_declared<'a>(
+    fields: impl IntoIterator<Item = (&'a str, FieldSpec)>,
+    event_time: Option<&str>,
+    reserved: &[(&str, &str)],
+    v: &mut crate::Validator,
+) -> bool {
+    let fields: Vec<(&str, FieldSpec)> = fields.into_iter().collect();
+    let mut ok = true;
+    if fields.is_empty() {
+        v.error(&["schema"], "schema must declare at least one field")
+            .help("e.g. `schema: { device: utf8, ts: timestamp_ms, value: float64 }`");
+        ok = false;
+    }
+    for (name, _) in &fields {
+        if let Some((_, why)) = reserved.iter().find(|(r, _)| r == name) {
+            v.error(&["schema", name], format!("`{name}` is reserved {why}"))
+                .help("the source adds it itself; rename this field");
+            ok = false;
+        } else if name.is_empty() {
+            v.error(&["schema"], "field names must not be empty");
+            ok = false;
+        }
+    }
+    if let Some(col) = event_time {
+        let spec = fields.iter().find(|(n, _)| *n == col).map(|(_, s)| *s);
+        match spec {
+            None => {
+                v.error(
+                    &["event_time"],
+                    format!("`{col}` is not a field of `schema`"),
+                );
+                ok = false;
+            }
+            Some(spec) if spec.ty != FieldType::TimestampMs => {
+                v.error(
+                    &["event_time"],
+                    format!("event-time field `{col}` is `{spec}`, expected `timestamp_ms`"),
+                );
+                ok = false;
+            }
+            Some(spec) if spec.nullable => {
+                v.error(
+                    &["event_time"],
+                    format!("event-time field `{col}` must not be optional"),
+                )
+                .help(format!("declare it as `{col}: timestamp_ms`"));
+                ok = false;
+            }
+            Some(_) => {}
+        }
+    }
+    ok
+}
+
 /// Builds an Arrow schema from declared fields, in declaration order, marking
 /// `event_time` (if any) in the metadata.
 pub fn build_schema<'a>(

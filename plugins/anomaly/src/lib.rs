@@ -1,9 +1,9 @@
 //! ONNX model transforms on tract.
 //!
 //! - [`AnomalyConfig`] (`type: anomaly`): sensor anomaly detection with small
-//!   window models (see `models/anomaly/`), plus [`evaluate_csv`], which
-//!   replays a labelled CSV through the transform and reports precision,
-//!   recall, F1 and detection delay.
+//!   window models (see `models/anomaly/`), or a PCA T²+Q model fitted on
+//!   the box (`fit:`). `sluice eval-anomaly` measures it on labelled CSV
+//!   files by replaying them through a pipeline.
 //!
 //! Models are loaded and optimised once when the component is built, with
 //! concrete shapes; inference runs on the blocking pool, never on the async
@@ -12,6 +12,4 @@
 
 pub mod anomaly;
 
-pub use anomaly::{
-    AnomalyConfig, AnomalyTransform, EvalOptions, EvalReport, Threshold, evaluate_csv,
-};
+pub use anomaly::{AnomalyConfig, AnomalyTransform, Threshold};

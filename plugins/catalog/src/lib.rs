@@ -18,6 +18,7 @@ sluice_core::catalog! {
         Mqtt(sluice_plugin_mqtt::MqttSourceConfig),
         Frames(sluice_plugin_vision::FramesConfig),
         Camera(sluice_plugin_camera::CameraConfig),
+        Csv(sluice_plugin_io::CsvSourceConfig),
     }
     transforms {
         Sql(sluice_plugin_sql::SqlConfig),

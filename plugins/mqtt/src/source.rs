@@ -10,7 +10,9 @@ use metrics::{Counter, Gauge};
 use rumqttc::MqttOptions;
 use serde::Deserialize;
 use sluice_core::arrow_schema::SchemaRef;
-use sluice_core::schema::{FieldSpec, FieldType, TOPIC_COLUMN, build_schema, schema_ref};
+use sluice_core::schema::{
+    FieldSpec, FieldType, TOPIC_COLUMN, build_schema, check_declared, schema_ref,
+};
 use sluice_core::{
     Backoff, BuildCx, BuildError, ByteSize, EnvString, HumanDuration, SourceConfig, Validator,
 };
@@ -144,52 +146,12 @@ impl MqttSourceConfig {
 
     /// Checks the schema keys; returns the output schema when they are valid.
     fn check_schema(&self, v: &mut Validator) -> Option<SchemaRef> {
-        let mut ok = true;
-        if self.schema.is_empty() {
-            v.error(&["schema"], "schema must declare at least one field")
-                .help("e.g. `schema: { device: utf8, ts: timestamp_ms, value: float64 }`");
-            ok = false;
-        }
-        for name in self.schema.keys() {
-            if name == TOPIC_COLUMN {
-                v.error(
-                    &["schema", name],
-                    format!("`{TOPIC_COLUMN}` is reserved for the topic"),
-                )
-                .help("the source adds it as the last column; rename this field");
-                ok = false;
-            } else if name.is_empty() {
-                v.error(&["schema"], "field names must not be empty");
-                ok = false;
-            }
-        }
-        if let Some(col) = &self.event_time {
-            match self.schema.get(col) {
-                None => {
-                    v.error(
-                        &["event_time"],
-                        format!("`{col}` is not a field of `schema`"),
-                    );
-                    ok = false;
-                }
-                Some(spec) if spec.ty != FieldType::TimestampMs => {
-                    v.error(
-                        &["event_time"],
-                        format!("event-time field `{col}` is `{spec}`, expected `timestamp_ms`"),
-                    );
-                    ok = false;
-                }
-                Some(spec) if spec.nullable => {
-                    v.error(
-                        &["event_time"],
-                        format!("event-time field `{col}` must not be optional"),
-                    )
-                    .help(format!("declare it as `{col}: timestamp_ms`"));
-                    ok = false;
-                }
-                Some(_) => {}
-            }
-        }
+        let ok = check_declared(
+            self.schema.iter().map(|(n, s)| (n.as_str(), *s)),
+            self.event_time.as_deref(),
+            &[(TOPIC_COLUMN, "for the topic")],
+            v,
+        );
         ok.then(|| schema_ref(self.output_schema()))
     }
 

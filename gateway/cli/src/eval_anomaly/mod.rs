@@ -1,6 +1,11 @@
-//! `sluice eval-anomaly`: replays labelled CSV files through the `anomaly`
-//! transform and reports precision, recall, F1, detection delay, the NAB
-//! standard score and false alerts on series without anomalies.
+//! `sluice eval-anomaly`: replays labelled CSV files through a pipeline with
+//! the `anomaly` transform and reports precision, recall, F1, detection
+//! delay, the NAB standard score and false alerts on series without
+//! anomalies.
+
+mod nab;
+mod replay;
+mod report;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use sluice_plugin_anomaly::{AnomalyConfig, EvalOptions, EvalReport, Threshold, evaluate_csv};
+use replay::{EvalOptions, Settings, evaluate_csv};
+use report::EvalReport;
 
 /// Options of `sluice eval-anomaly`.
 #[derive(Debug, Args)]
@@ -45,22 +51,17 @@ pub struct EvalArgs {
 pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
-    let mut config: AnomalyConfig = serde_saphyr::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
-    if let Some(t) = args.threshold {
-        anyhow::ensure!(t.is_finite(), "--threshold must be a finite number");
-        config.threshold = Some(Threshold::Fixed(t));
-    }
+    let settings = Settings::parse(&text, args.threshold)
+        .with_context(|| format!("reading {}", args.config.display()))?;
     let opts = EvalOptions {
         time_column: args.time_column.clone(),
         label_column: args.label_column.clone(),
         tolerance_rows: args.tolerance,
-        ..EvalOptions::default()
     };
     let mut total = EvalReport::default();
     let mut per_file = Vec::with_capacity(args.files.len());
     for file in &args.files {
-        let report = evaluate_csv(file, &config, &opts)
+        let report = evaluate_csv(file, &settings, &opts)
             .await
             .with_context(|| format!("evaluating {}", file.display()))?;
         total.merge(&report);

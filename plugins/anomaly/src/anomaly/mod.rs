@@ -18,12 +18,10 @@
 //! threshold, `is_anomaly` stays null while the key learns its threshold).
 
 mod config;
-mod eval;
 mod fitting;
 mod incident;
 mod likelihood;
 mod model;
-pub mod nab;
 pub mod names;
 pub mod pca;
 mod state;
@@ -39,7 +37,6 @@ pub use config::{
     IncidentConfig, LIKELIHOOD_COLUMN, LikelihoodConfig, OnInvalid, SCORE_COLUMN, Threshold,
     output_schema,
 };
-pub use eval::{EvalError, EvalOptions, EvalReport, evaluate_csv};
 pub use fitting::FitConfig;
 pub use incident::Span;
 pub use model::{BUCKETS, ModelError, ScoringModel, sha256_hex};

@@ -332,39 +332,6 @@ async fn the_transform_reproduces_the_reference_scores_of_a_held_out_series() {
 }
 
 #[tokio::test]
-async fn evaluate_csv_reports_detection_on_the_held_out_series() {
-    let cfg = config(&univariate_yaml(RAW).replace("key: device\n", ""));
-    let path = models_dir().join("fixtures/univariate-h32-series.csv");
-    let report = evaluate_csv(&path, &cfg, &EvalOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(report.rows, 2500);
-    assert_eq!(report.decided_rows, 2500 - 128);
-    assert_eq!(report.events, 3);
-    assert_eq!(report.detected_events, 3, "{report}");
-    assert!(report.precision() > 0.8, "{report}");
-    assert!(
-        report.delay_rows_quantile(1.0).is_some_and(|d| d <= 150),
-        "{report}"
-    );
-}
-
-#[tokio::test]
-async fn evaluate_csv_names_a_missing_column() {
-    let cfg = config(
-        &univariate_yaml(RAW)
-            .replace("key: device\n", "")
-            .replace("[value]", "[pressure]"),
-    );
-    let path = models_dir().join("fixtures/univariate-h32-series.csv");
-    let err = evaluate_csv(&path, &cfg, &EvalOptions::default())
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("no column `pressure`"), "{err}");
-}
-
-#[tokio::test]
 async fn the_transform_keeps_the_component_contract() {
     let s = schema(&["value"]);
     let series = sine(400, 41);
