@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 use tokio::time::timeout;
 
 use super::http::{HttpError, read_exact, read_headers, read_line};
@@ -94,7 +94,15 @@ impl<R: AsyncBufRead + Unpin> PartReader<R> {
         let mut body: Vec<u8> = Vec::new();
         loop {
             let start = body.len();
-            let n = timeout(self.wait, self.reader.read_until(b'\n', &mut body))
+            // A read stops at the line end or once the body passed the limit
+            // (with room for a closing marker line), so a stream without line
+            // ends cannot grow the body without bound.
+            let room = self
+                .max
+                .saturating_sub(start)
+                .saturating_add(self.marker.len() + 5);
+            let mut line = (&mut self.reader).take(room as u64);
+            let n = timeout(self.wait, line.read_until(b'\n', &mut body))
                 .await
                 .map_err(|_| HttpError::Stalled(self.wait))??;
             if n == 0 {
@@ -148,6 +156,19 @@ mod tests {
         assert_eq!(r.next_part().await.unwrap().as_deref(), Some(&b"abc"[..]));
         assert_eq!(r.next_part().await.unwrap().as_deref(), Some(&b"xy\nz"[..]));
         assert_eq!(r.next_part().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_part_without_length_or_line_ends_is_refused_after_about_the_limit() {
+        let mut data = b"--b\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
+        data.resize(4 << 20, b'x');
+        let mut rest: &[u8] = &data;
+        let mut r = PartReader::new(&mut rest, "b", 1024, Duration::from_secs(1));
+        let err = r.next_part().await.unwrap_err();
+        assert!(matches!(err, HttpError::TooLarge(1024)), "{err}");
+        drop(r);
+        let read = data.len() - rest.len();
+        assert!(read < 2048, "read {read} bytes");
     }
 
     #[tokio::test]
